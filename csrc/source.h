@@ -1,0 +1,82 @@
+/* A source: one kernel file opened once and re-read with pread(2), parsed into row columns. */
+#ifndef PCG_SOURCE_H
+#define PCG_SOURCE_H
+
+#include "parse_keyed.h"
+#include "pcg_value.h"
+
+enum pcg_format {
+    PCG_FMT_FLAT_KEYED = 0,  /* keys are the file's keys */
+    PCG_FMT_COLON_KEYED = 1, /* keys are the file's keys, without ':' */
+    PCG_FMT_VALUE = 2,       /* key "" */
+    PCG_FMT_QUOTA_V1 = 3,    /* key ""; "-1" means unlimited */
+    PCG_FMT_CPU_MAX = 4,     /* keys "quota", "period" */
+    PCG_FMT_PSI = 5,         /* keys "some", "full" (their total= in µs) */
+    PCG_FMT_PID_STAT = 6,    /* keys are field numbers from proc(5), e.g. "14" */
+    PCG_FMT_COUNT
+};
+
+/* How one parsed field becomes one int64 row column: value * mul / div, saturated at
+ * PCG_VALUE_CEIL; values >= unlimited_at (when > 0) become PCG_UNLIMITED. */
+typedef struct pcg_field_spec {
+    const char *key;
+    int64_t mul, div, unlimited_at;
+    uint32_t column;
+} pcg_field_spec;
+
+typedef struct pcg_field {
+    int64_t mul, div, unlimited_at;
+    uint32_t column;
+    uint32_t sub; /* which output of a fixed-shape parser (PSI: 0 some, 1 full; pid stat: field) */
+} pcg_field;
+
+typedef struct pcg_source {
+    int fd;
+    enum pcg_format format;
+    char *buf;
+    size_t cap, len;
+    size_t nfields;
+    pcg_field *fields;
+    pcg_key *keys;     /* keyed formats: one per field, slot = field index */
+    uint32_t *stat_fields; /* PCG_FMT_PID_STAT: proc(5) field numbers */
+    pcg_value *values; /* parser output, one per field */
+    int error;      /* last read's result: 0 or -errno (-PCG_EPARSE for bad content) */
+    int error_line; /* with -PCG_EPARSE: the 1-based line */
+} pcg_source;
+
+/* Returns 0 after allocating the buffer and binding the fields' keys, with no file open,
+ * or -errno (-EINVAL for a key the format cannot have). */
+int pcg_source_init(pcg_source *s, enum pcg_format format, const pcg_field_spec *specs,
+                    size_t nfields);
+
+/* Returns 0 after opening path and binding the fields' keys, or -errno (-EINVAL for a key
+ * the format cannot have). Allocates; the first read sizes the buffer to the content. */
+int pcg_source_open(pcg_source *s, const char *path, enum pcg_format format,
+                    const pcg_field_spec *specs, size_t nfields);
+
+/* Returns 0 after reading the whole file into s->buf, or -errno; -EOVERFLOW when the
+ * content no longer fits the buffer (call pcg_source_grow, then read again). */
+int pcg_source_fill(pcg_source *s);
+
+/* Returns 0 after copying content into the buffer as if it had been read, or -errno.
+ * Allocates: for tests and fuzzing, which parse buffers with no file behind them. */
+int pcg_source_set_content(pcg_source *s, const char *content, size_t len);
+
+/* Returns 0 after parsing the buffer into s->values (one per field, unconverted), or
+ * -PCG_EPARSE with s->error_line. */
+int pcg_source_parse(pcg_source *s);
+
+/* Returns 0 after filling and parsing the file into row[field.column], or -errno; on error
+ * the source's columns are PCG_MISSING and s->error/s->error_line say why. */
+int pcg_source_read(pcg_source *s, int64_t *row);
+
+/* Returns 0 after doubling the buffer, or -ENOMEM (-EFBIG past 16 MiB). Not for the read path. */
+int pcg_source_grow(pcg_source *s);
+
+/* Closes the file and frees what pcg_source_open allocated; safe to call twice. */
+void pcg_source_close(pcg_source *s);
+
+/* Returns the row value of one parsed field under a field's conversion. */
+int64_t pcg_convert(const pcg_value *v, const pcg_field *f);
+
+#endif

@@ -1,0 +1,1 @@
+"""pycgroup: the cgroup limits, usage, throttling and pressure a process really has."""
