@@ -44,6 +44,9 @@ cdef pcg_field_spec *field_specs(object fields, list keep_alive) except NULL:
         raise MemoryError()
     for i, field in enumerate(fields):
         key = field.key.encode()
+        if b"\0" in key:
+            free(specs)
+            raise ValueError(f"key {field.key!r} holds a NUL character")
         keep_alive.append(key)
         specs[i].key = PyBytes_AS_STRING(key)
         specs[i].column = field.column

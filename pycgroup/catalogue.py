@@ -1,0 +1,264 @@
+"""The metric catalogue: canonical cgroup-v2-style names, and the file each one is read
+from on cgroup v1 and v2, with units normalised (bytes, microseconds, counts).
+
+Kernel references: Documentation/admin-guide/cgroup-v2.rst (v2 files),
+Documentation/admin-guide/cgroup-v1/memory.rst and cpuacct.rst (v1 files),
+Documentation/scheduler/sched-bwc.rst (CFS bandwidth), Documentation/accounting/psi.rst.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass
+
+from pycgroup.formats import Format
+
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+#: An unlimited v1 memory.limit_in_bytes: LONG_MAX rounded down to a page (mm/memcontrol.c).
+V1_MEMORY_UNLIMITED = (2**63 - 1) // PAGE_SIZE * PAGE_SIZE
+
+COUNTER = "counter"  # only goes up; deltas and rates make sense
+GAUGE = "gauge"  # a level: current usage, a limit
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a metric is read: a file, its format, a key in it, and a unit conversion."""
+
+    path: str
+    format: Format
+    key: str = ""
+    mul: int = 1
+    div: int = 1
+    unlimited_at: int = 0
+    version: str = ""  # "v1", "v2", or "" for procfs
+
+    def describe(self) -> str:
+        where = f"{self.path} key {self.key!r}" if self.key else self.path
+        scale = f" ×{self.mul}" if self.mul != 1 else ""
+        scale += f" ÷{self.div}" if self.div != 1 else ""
+        return f"{self.version + ' ' if self.version else ''}{where}{scale}"
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """A metric this cgroup cannot provide, and why."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A metric computed from others: memory.working_set."""
+
+    inputs: tuple
+
+
+@dataclass(frozen=True)
+class _File:
+    """A catalogue entry's file on one cgroup version."""
+
+    controller: str  # the hierarchy it lives in; "unified" for v2-only files
+    name: str
+    format: Format = Format.VALUE
+    key: str = ""
+    div: int = 1
+    unlimited_at: int = 0
+
+
+_FLAT = Format.FLAT_KEYED
+_V1_NO_HIGH = "cgroup v1 has no memory.high"
+_V1_NO_LOW = "cgroup v1 has no memory.low"
+_PSI_V1 = "per-cgroup pressure stall information needs cgroup v2"
+
+#: name -> (kind, v2 file, v1 file or why v1 lacks it)
+TABLE: dict[str, tuple] = {
+    "memory.current": (GAUGE, _File("memory", "memory.current"),
+                       _File("memory", "memory.usage_in_bytes")),
+    "memory.max": (GAUGE, _File("memory", "memory.max"),
+                   _File("memory", "memory.limit_in_bytes", unlimited_at=V1_MEMORY_UNLIMITED)),
+    "memory.high": (GAUGE, _File("memory", "memory.high"), _V1_NO_HIGH),
+    # memory.peak: since Linux 5.19 on v2.
+    "memory.peak": (GAUGE, _File("memory", "memory.peak"),
+                    _File("memory", "memory.max_usage_in_bytes")),
+    "memory.swap.current": (GAUGE, _File("memory", "memory.swap.current"),
+                            _File("memory", "memory.stat", _FLAT, "total_swap")),
+    "memory.events.low": (COUNTER, _File("memory", "memory.events", _FLAT, "low"), _V1_NO_LOW),
+    "memory.events.high": (COUNTER, _File("memory", "memory.events", _FLAT, "high"),
+                           _V1_NO_HIGH),
+    # v1 failcnt counts the charges that hit the limit, as v2's "max" event does.
+    "memory.events.max": (COUNTER, _File("memory", "memory.events", _FLAT, "max"),
+                          _File("memory", "memory.failcnt")),
+    "memory.events.oom": (COUNTER, _File("memory", "memory.events", _FLAT, "oom"),
+                          "cgroup v1 does not count OOM events (memory.oom_control has "
+                          "only the under_oom state)"),
+    # v1 oom_kill in memory.oom_control: since Linux 4.13.
+    "memory.events.oom_kill": (COUNTER, _File("memory", "memory.events", _FLAT, "oom_kill"),
+                               _File("memory", "memory.oom_control", _FLAT, "oom_kill")),
+    "cpu.stat.usage_usec": (COUNTER, _File("cpu", "cpu.stat", _FLAT, "usage_usec"),
+                            _File("cpuacct", "cpuacct.usage", div=1000)),
+    # v1 cpuacct.usage_user and usage_sys: since Linux 4.7, in ns.
+    "cpu.stat.user_usec": (COUNTER, _File("cpu", "cpu.stat", _FLAT, "user_usec"),
+                           _File("cpuacct", "cpuacct.usage_user", div=1000)),
+    "cpu.stat.system_usec": (COUNTER, _File("cpu", "cpu.stat", _FLAT, "system_usec"),
+                             _File("cpuacct", "cpuacct.usage_sys", div=1000)),
+    "cpu.stat.nr_periods": (COUNTER, _File("cpu", "cpu.stat", _FLAT, "nr_periods"),
+                            _File("cpu", "cpu.stat", _FLAT, "nr_periods")),
+    "cpu.stat.nr_throttled": (COUNTER, _File("cpu", "cpu.stat", _FLAT, "nr_throttled"),
+                              _File("cpu", "cpu.stat", _FLAT, "nr_throttled")),
+    "cpu.stat.throttled_usec": (COUNTER, _File("cpu", "cpu.stat", _FLAT, "throttled_usec"),
+                                _File("cpu", "cpu.stat", _FLAT, "throttled_time", div=1000)),
+    # nr_bursts and burst_usec (v1 burst_time): since Linux 5.14.
+    "cpu.stat.nr_bursts": (COUNTER, _File("cpu", "cpu.stat", _FLAT, "nr_bursts"),
+                           _File("cpu", "cpu.stat", _FLAT, "nr_bursts")),
+    "cpu.stat.burst_usec": (COUNTER, _File("cpu", "cpu.stat", _FLAT, "burst_usec"),
+                            _File("cpu", "cpu.stat", _FLAT, "burst_time", div=1000)),
+    "cpu.max.quota_usec": (GAUGE, _File("cpu", "cpu.max", Format.CPU_MAX, "quota"),
+                           _File("cpu", "cpu.cfs_quota_us", Format.QUOTA_V1)),
+    "cpu.max.period_usec": (GAUGE, _File("cpu", "cpu.max", Format.CPU_MAX, "period"),
+                            _File("cpu", "cpu.cfs_period_us")),
+    "pids.current": (GAUGE, _File("pids", "pids.current"), _File("pids", "pids.current")),
+    "pids.max": (GAUGE, _File("pids", "pids.max"), _File("pids", "pids.max")),
+}
+for _resource in ("cpu", "memory", "io"):
+    for _line in ("some", "full"):
+        TABLE[f"{_resource}.pressure.{_line}.total"] = (
+            COUNTER, _File("unified", f"{_resource}.pressure", Format.PSI, _line), _PSI_V1)
+
+#: The memory.stat keys of cgroup-v2.rst; a v2 file may hold more, and those work too.
+V2_MEMORY_STAT_KEYS = (
+    "anon file kernel kernel_stack pagetables sec_pagetables percpu sock vmalloc shmem zswap "
+    "zswapped file_mapped file_dirty file_writeback swapcached anon_thp file_thp shmem_thp "
+    "inactive_anon active_anon inactive_file active_file unevictable slab_reclaimable "
+    "slab_unreclaimable slab workingset_refault_anon workingset_refault_file "
+    "workingset_activate_anon workingset_activate_file workingset_restore_anon "
+    "workingset_restore_file workingset_nodereclaim pswpin pswpout pgscan pgsteal "
+    "pgscan_kswapd pgscan_direct pgscan_khugepaged pgsteal_kswapd pgsteal_direct "
+    "pgsteal_khugepaged pgfault pgmajfault pgrefill pgactivate pgdeactivate pglazyfree "
+    "pglazyfreed zswpin zswpout zswpwb thp_fault_alloc thp_collapse_alloc thp_swpout "
+    "thp_swpout_fallback numa_pages_migrated numa_pte_updates numa_hint_faults "
+    "pgdemote_kswapd pgdemote_direct pgdemote_khugepaged hugetlb"
+).split()
+
+#: v2 memory.stat key -> the hierarchical v1 key with the same meaning.
+V1_MEMORY_STAT_KEYS = {
+    "anon": "total_rss",
+    "file": "total_cache",
+    "shmem": "total_shmem",
+    "file_mapped": "total_mapped_file",
+    "file_dirty": "total_dirty",
+    "file_writeback": "total_writeback",
+    "swapcached": "total_swapcached",
+    "anon_thp": "total_rss_huge",
+    "inactive_anon": "total_inactive_anon",
+    "active_anon": "total_active_anon",
+    "inactive_file": "total_inactive_file",
+    "active_file": "total_active_file",
+    "unevictable": "total_unevictable",
+    "pgfault": "total_pgfault",
+    "pgmajfault": "total_pgmajfault",
+    "workingset_refault_anon": "total_workingset_refault_anon",
+    "workingset_refault_file": "total_workingset_refault_file",
+    "workingset_activate_anon": "total_workingset_activate_anon",
+    "workingset_activate_file": "total_workingset_activate_file",
+    "workingset_restore_anon": "total_workingset_restore_anon",
+    "workingset_restore_file": "total_workingset_restore_file",
+    "workingset_nodereclaim": "total_workingset_nodereclaim",
+}
+_MEMORY_STAT_COUNTER_PREFIXES = ("pg", "pswp", "workingset_", "zswp", "thp_", "numa_")
+
+PROCESS_AND_HOST = {
+    # /proc/<pid>/stat fields (proc(5)): 14 utime and 15 stime in clock ticks, 24 rss in pages.
+    "proc.utime_usec": (COUNTER, "stat", Format.PID_STAT, "14", 1_000_000, CLOCK_TICKS),
+    "proc.stime_usec": (COUNTER, "stat", Format.PID_STAT, "15", 1_000_000, CLOCK_TICKS),
+    "proc.rss_bytes": (GAUGE, "stat", Format.PID_STAT, "24", PAGE_SIZE, 1),
+    # /proc/meminfo values are in kB; the parser converts them to bytes.
+    "host.mem.total": (GAUGE, "meminfo", Format.COLON_KEYED, "MemTotal", 1, 1),
+    "host.mem.available": (GAUGE, "meminfo", Format.COLON_KEYED, "MemAvailable", 1, 1),
+}
+WORKING_SET = "memory.working_set"
+WORKING_SET_INPUTS = ("memory.current", "memory.stat.inactive_file")
+MEMORY_STAT_PREFIX = "memory.stat."
+
+
+def static_names() -> list[str]:
+    """Returns every canonical name that does not depend on a particular file's keys."""
+    return sorted([*TABLE, WORKING_SET, *PROCESS_AND_HOST,
+                   *(MEMORY_STAT_PREFIX + k for k in V2_MEMORY_STAT_KEYS)])
+
+
+def kind(name: str) -> str:
+    """Returns COUNTER or GAUGE for a canonical name."""
+    if name in TABLE:
+        return TABLE[name][0]
+    if name in PROCESS_AND_HOST:
+        return PROCESS_AND_HOST[name][0]
+    if name.startswith(MEMORY_STAT_PREFIX):
+        key = name[len(MEMORY_STAT_PREFIX):]
+        return COUNTER if key.startswith(_MEMORY_STAT_COUNTER_PREFIXES) else GAUGE
+    if name == WORKING_SET:
+        return GAUGE
+    raise unknown_metric(name)
+
+
+def unknown_metric(name: str, extra: list[str] = ()) -> KeyError:
+    """Returns the KeyError for a name that is not in the catalogue, naming close matches."""
+    close = difflib.get_close_matches(name, [*static_names(), *extra], n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return KeyError(f"unknown metric {name!r}{hint}")
+
+
+def _source_in(paths: dict, version: str, spec: _File, key: str | None = None) -> Source:
+    return Source(os.path.join(paths[spec.controller if version == "v1" else "unified"],
+                               spec.name),
+                  spec.format, spec.key if key is None else key, 1, spec.div,
+                  spec.unlimited_at, version)
+
+
+def _version_for(paths: dict, controller: str) -> str | None:
+    """Returns "v1" when the controller has a v1 hierarchy, else "v2" when there is a
+    cgroup2 directory, else None."""
+    if controller != "unified" and controller in paths:
+        return "v1"
+    return "v2" if "unified" in paths else None
+
+
+def resolve(name: str, paths: dict, procfs: str, pid) -> Source | Derived | Unavailable:
+    """Returns where name is read for a process in the cgroups of paths; raises KeyError
+    for a name the catalogue does not know. A memory.stat key outside the documented
+    list is accepted and found missing if the file does not have it."""
+    if name in PROCESS_AND_HOST:
+        _, file, fmt, key, mul, div = PROCESS_AND_HOST[name]
+        path = os.path.join(procfs, str(pid), file) if file == "stat" else os.path.join(
+            procfs, file)
+        return Source(path, fmt, key, mul, div)
+    if name == WORKING_SET:
+        return Derived(WORKING_SET_INPUTS)
+    if name.startswith(MEMORY_STAT_PREFIX):
+        key = name[len(MEMORY_STAT_PREFIX):]
+        if not key or " " in key or "\n" in key:
+            raise unknown_metric(name)
+        version = _version_for(paths, "memory")
+        if version is None:
+            return Unavailable("no memory cgroup hierarchy is mounted")
+        if version == "v1":
+            if key not in V1_MEMORY_STAT_KEYS:
+                return Unavailable(f"memory.stat key {key!r} has no cgroup v1 counterpart")
+            key = V1_MEMORY_STAT_KEYS[key]
+        return _source_in(paths, version, _File("memory", "memory.stat", _FLAT), key)
+    if name not in TABLE:
+        raise unknown_metric(name)
+    _, v2, v1 = TABLE[name]
+    version = _version_for(paths, v2.controller)
+    if version is None:
+        hierarchy = "cgroup2" if v2.controller == "unified" else f"{v2.controller} cgroup"
+        return Unavailable(f"no {hierarchy} hierarchy is mounted")
+    if version == "v1":
+        if isinstance(v1, str):
+            return Unavailable(v1)
+        if v1.controller not in paths:
+            return Unavailable(f"no {v1.controller} cgroup hierarchy is mounted")
+        return _source_in(paths, "v1", v1)
+    return _source_in(paths, "v2", v2)

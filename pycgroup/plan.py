@@ -1,0 +1,92 @@
+"""A read plan: the metrics asked for, the sources that hold them, and one reader."""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass
+
+from pycgroup import catalogue
+from pycgroup.backends import reader_class
+from pycgroup.catalogue import Derived, Source, Unavailable
+from pycgroup.formats import MISSING, UNLIMITED, Field, SourceSpec
+
+
+@dataclass
+class Plan:
+    """How to fill one row holding every source a set of metric names needs."""
+
+    names: tuple  # the metric names, in the order asked
+    inputs: list  # the metric names read from files (derived ones' inputs included)
+    sources: dict  # input name -> Source
+    column: dict  # input name -> row column
+    unavailable: dict  # name -> reason
+    reader: object
+
+    def values(self, row) -> dict:
+        """Returns {name: int or None} for the asked names from one row."""
+        out = {}
+        for name in self.names:
+            if name == catalogue.WORKING_SET:
+                out[name] = working_set(*(self._value(row, i) for i in catalogue.WORKING_SET_INPUTS))
+            else:
+                out[name] = self._value(row, name)
+        return out
+
+    def _value(self, row, name):
+        column = self.column.get(name)
+        if column is None:
+            return None
+        value = row[column]
+        return None if value in (MISSING, UNLIMITED) else int(value)
+
+
+def working_set(current: int | None, inactive_file: int | None) -> int | None:
+    """Returns memory.current - inactive_file floored at 0, as cAdvisor and the kubelet do."""
+    if current is None or inactive_file is None:
+        return None
+    return max(0, current - inactive_file)
+
+
+def build(names, resolve, backend: str = "native") -> Plan:
+    """Returns a plan for names, resolving each with resolve(name) -> Source/Derived/Unavailable.
+
+    Files that do not exist make their metrics unavailable; other open errors are raised."""
+    names = tuple(dict.fromkeys(names))
+    sources, unavailable, inputs = {}, {}, []
+    for name in names:
+        where = resolve(name)
+        if isinstance(where, Derived):
+            for dependency in where.inputs:
+                found = resolve(dependency)
+                if isinstance(found, Source):
+                    sources.setdefault(dependency, found)
+                    inputs.append(dependency)
+                else:
+                    unavailable[name] = f"needs {dependency}: {found.reason}"
+        elif isinstance(where, Source):
+            sources[name] = where
+            inputs.append(name)
+        else:
+            unavailable[name] = where.reason
+    inputs = list(dict.fromkeys(inputs))
+    column, column_of_field, by_file = {}, {}, {}
+    for name in inputs:
+        src = sources[name]
+        field_id = (src.path, src.format, src.key, src.mul, src.div, src.unlimited_at)
+        if field_id not in column_of_field:  # two names may share one field
+            column_of_field[field_id] = len(column_of_field)
+            by_file.setdefault((src.path, src.format), []).append(
+                Field(src.key, column_of_field[field_id], src.mul, src.div, src.unlimited_at))
+        column[name] = column_of_field[field_id]
+    specs = [SourceSpec(path, fmt, fields) for (path, fmt), fields in by_file.items()]
+    ncolumns = len(column_of_field)
+    reader = reader_class(backend)(specs, ncolumns)
+    for index, error in reader.open_errors().items():
+        if error.errno not in (errno.ENOENT, errno.ENODEV):
+            raise error
+        for name in inputs:
+            if sources[name].path == specs[index].path:
+                unavailable.setdefault(name, f"{specs[index].path} does not exist")
+                column.pop(name, None)
+    return Plan(names, inputs, sources, column, unavailable, reader)
