@@ -24,5 +24,3 @@ class ParseError(ValueError):
         return (type(self), (self.message, self.path, self.line))
 
 
-class NotInCgroupError(LookupError):
-    """The process has no cgroup hierarchy mounted where it can see it."""
