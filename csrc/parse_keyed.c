@@ -105,7 +105,9 @@ int pcg_parse_keyed(const char *buf, size_t len, enum pcg_keyed_style style, pcg
         keyed_line kl;
         pcg_value scratch;
         if (!split_line(p, eol, style, &kl)) {
-            *err_line = (int)line + 1;
+            /* A wanted value above this line may be bad too: report the first bad line. */
+            if (rescan(buf, (size_t)(p - buf), style, keys, nkeys, out, err_line) == 0)
+                *err_line = (int)line + 1;
             return -PCG_EPARSE;
         }
         while (next < nkeys && keys[next].line < line)

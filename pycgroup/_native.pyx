@@ -13,7 +13,8 @@ from pycgroup._core.reader cimport (
     pcg_reader_read,
 )
 from pycgroup._core.source cimport (
-    pcg_field_spec, pcg_format, pcg_source, pcg_source_close, pcg_source_grow, pcg_source_init,
+    PCG_FMT_COLON_KEYED, PCG_FMT_CPU_MAX, PCG_FMT_FLAT_KEYED, PCG_FMT_PID_STAT, PCG_FMT_PSI,
+    PCG_FMT_QUOTA_V1, PCG_FMT_VALUE, pcg_field_spec, pcg_format, pcg_source, pcg_source_close, pcg_source_grow, pcg_source_init,
     pcg_source_parse, pcg_source_set_content,
 )
 from pycgroup._core.value cimport (
@@ -27,6 +28,12 @@ from pycgroup.formats import Field, Format
 MISSING = PCG_MISSING
 UNLIMITED = PCG_UNLIMITED
 VALUE_CEIL = PCG_VALUE_CEIL
+#: The C core's format numbers, which pycgroup.formats.Format must match.
+FORMATS = {
+    "FLAT_KEYED": PCG_FMT_FLAT_KEYED, "COLON_KEYED": PCG_FMT_COLON_KEYED, "VALUE": PCG_FMT_VALUE,
+    "QUOTA_V1": PCG_FMT_QUOTA_V1, "CPU_MAX": PCG_FMT_CPU_MAX, "PSI": PCG_FMT_PSI,
+    "PID_STAT": PCG_FMT_PID_STAT,
+}
 
 
 cdef object error_for(int rc, object path, int line, object fmt):

@@ -253,8 +253,9 @@ def resolve(name: str, paths: dict, procfs: str, pid) -> Source | Derived | Unav
     _, v2, v1 = TABLE[name]
     version = _version_for(paths, v2.controller)
     if version is None:
-        hierarchy = "cgroup2" if v2.controller == "unified" else f"{v2.controller} cgroup"
-        return Unavailable(f"no {hierarchy} hierarchy is mounted")
+        if v2.controller == "unified":
+            return Unavailable(f"{v1} (no cgroup2 hierarchy is mounted)")
+        return Unavailable(f"no {v2.controller} cgroup hierarchy is mounted")
     if version == "v1":
         if isinstance(v1, str):
             return Unavailable(v1)

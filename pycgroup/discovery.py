@@ -25,11 +25,11 @@ def unescape(field: str) -> str:
 
 @dataclass(frozen=True)
 class Mount:
-    """One cgroup or cgroup2 line of mountinfo."""
+    """One line of mountinfo."""
 
     root: str  # the directory of the hierarchy that is mounted (field 4)
     mountpoint: str  # where (field 5)
-    fstype: str  # "cgroup" or "cgroup2"
+    fstype: str  # "cgroup", "cgroup2", ...
     super_options: frozenset  # v1: the controllers and "name=" of the hierarchy
 
 
@@ -44,7 +44,7 @@ class Membership:
 
 
 def parse_mountinfo(text: str, path: str = "mountinfo") -> list[Mount]:
-    """Returns the cgroup mounts of a mountinfo file, in its order."""
+    """Returns the mounts of a mountinfo file, in its order."""
     mounts = []
     for number, line in enumerate(text.splitlines(), 1):
         fields = line.split(" ")
@@ -54,11 +54,8 @@ def parse_mountinfo(text: str, path: str = "mountinfo") -> list[Mount]:
             root, mountpoint = fields[3], fields[4]
         except (ValueError, IndexError):
             raise ParseError("not a mountinfo line", path, number) from None
-        if fstype in ("cgroup", "cgroup2"):
-            mounts.append(
-                Mount(unescape(root), unescape(mountpoint), fstype,
-                      frozenset(super_options.split(",")))
-            )
+        mounts.append(Mount(unescape(root), unescape(mountpoint), fstype,
+                            frozenset(super_options.split(","))))
     return mounts
 
 

@@ -1,0 +1,25 @@
+import os
+import shutil
+
+import pytest
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+
+
+@pytest.fixture(params=["native", "pure"])
+def backend(request):
+    """Each test that takes this runs against the C core and its pure-Python twin."""
+    return request.param
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """Returns a function copying a fixture tree into tmp_path (tests may mutate it)
+    and returning (procfs, rootfs)."""
+
+    def copy(name):
+        root = tmp_path / name
+        shutil.copytree(os.path.join(FIXTURES, name), root, symlinks=True)
+        return str(root / "proc"), str(root)
+
+    return copy

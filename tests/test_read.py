@@ -1,0 +1,184 @@
+"""Snapshot reads on fixture trees: every metric's value, unit and v1/v2 source."""
+
+import os
+
+import pytest
+
+import pycgroup
+from pycgroup.catalogue import CLOCK_TICKS, PAGE_SIZE
+from pycgroup.errors import ParseError
+
+PROC = {
+    "proc.utime_usec": 250 * 1_000_000 // CLOCK_TICKS,
+    "proc.stime_usec": 50 * 1_000_000 // CLOCK_TICKS,
+    "proc.rss_bytes": 3000 * PAGE_SIZE,
+    "host.mem.total": 8039424 * 1024,
+    "host.mem.available": 6291456 * 1024,
+}
+V1 = {
+    "memory.current": 157286400,
+    "memory.max": 536870912,
+    "memory.high": None,
+    "memory.peak": 209715200,
+    "memory.swap.current": 1048576,
+    "memory.working_set": 157286400 - 41943040,
+    "memory.stat.anon": 52428800,
+    "memory.stat.file": 104857600,
+    "memory.stat.inactive_file": 41943040,
+    "memory.stat.anon_thp": 2097152,
+    "memory.stat.kernel": None,
+    "memory.events.low": None,
+    "memory.events.high": None,
+    "memory.events.max": 3,
+    "memory.events.oom": None,
+    "memory.events.oom_kill": 1,
+    "cpu.stat.usage_usec": 5000000,  # 5000000123 ns
+    "cpu.stat.user_usec": 4000000,
+    "cpu.stat.system_usec": 1000000,
+    "cpu.stat.nr_periods": 1200,
+    "cpu.stat.nr_throttled": 300,
+    "cpu.stat.throttled_usec": 4500000,  # throttled_time 4500000000 ns
+    "cpu.stat.nr_bursts": 0,
+    "cpu.stat.burst_usec": 0,
+    "cpu.max.quota_usec": 150000,
+    "cpu.max.period_usec": 100000,
+    "cpu.pressure.some.total": None,
+    "io.pressure.full.total": None,
+    "pids.current": 7,
+    "pids.max": 100,
+    **PROC,
+}
+V2 = {
+    "memory.current": 157286400,
+    "memory.max": None,  # "max"
+    "memory.high": 805306368,
+    "memory.peak": 209715200,
+    "memory.swap.current": 1048576,
+    "memory.working_set": 157286400 - 41943040,
+    "memory.stat.anon": 52428800,
+    "memory.stat.kernel": 4194304,
+    "memory.stat.inactive_file": 41943040,
+    "memory.stat.pgfault": 2000,
+    "memory.events.low": 0,
+    "memory.events.high": 12,
+    "memory.events.max": 3,
+    "memory.events.oom": 1,
+    "memory.events.oom_kill": 1,
+    "cpu.stat.usage_usec": 5000000,
+    "cpu.stat.user_usec": 4000000,
+    "cpu.stat.system_usec": 1000000,
+    "cpu.stat.nr_periods": 1200,
+    "cpu.stat.nr_throttled": 300,
+    "cpu.stat.throttled_usec": 4500000,
+    "cpu.stat.nr_bursts": 0,
+    "cpu.stat.burst_usec": 0,
+    "cpu.max.quota_usec": None,
+    "cpu.max.period_usec": 100000,
+    "cpu.pressure.some.total": 123456,
+    "cpu.pressure.full.total": 65432,
+    "memory.pressure.some.total": 777,
+    "memory.pressure.full.total": 555,
+    "io.pressure.some.total": 9000,
+    "io.pressure.full.total": 8000,
+    "pids.current": 7,
+    "pids.max": None,
+    **PROC,
+}
+HYBRID = {
+    "memory.max": None,  # v1's page-rounded LONG_MAX
+    "cpu.max.quota_usec": None,  # cfs_quota_us -1
+    "cpu.stat.usage_usec": 5000000,  # from v1 cpuacct, not the unified cpu.stat
+    "cpu.pressure.some.total": 4242,
+    "cpu.pressure.full.total": 2121,
+    "memory.pressure.some.total": 10,
+    "io.pressure.full.total": 20,
+    "pids.current": None,  # the pids hierarchy is in the fixture's cgroup file but has no files
+}
+
+
+@pytest.mark.parametrize("name, expected", [("v1", V1), ("v2", V2), ("hybrid", HYBRID)])
+def test_every_metric(tree, backend, name, expected):
+    procfs, rootfs = tree(name)
+    with pycgroup.current(procfs, rootfs) as cg:
+        assert cg.read(list(expected), backend=backend) == expected
+
+
+def test_docker_on_v1(tree, backend):
+    procfs, rootfs = tree("docker-v1")
+    with pycgroup.current(procfs, rootfs) as cg:
+        assert cg.read(["memory.max", "cpu.max.quota_usec", "pids.current"], backend) == {
+            "memory.max": 268435456, "cpu.max.quota_usec": 200000, "pids.current": 3}
+
+
+def test_of_pid_reads_that_process(tree, backend):
+    procfs, rootfs = tree("cgroupns")
+    cg = pycgroup.of_pid(78, procfs, rootfs)
+    assert cg.read(["proc.utime_usec"], backend) == {"proc.utime_usec": None}
+    assert "proc/78/stat does not exist" in cg.explain("proc.utime_usec")
+
+
+def test_reads_follow_changing_files(tree, backend):
+    procfs, rootfs = tree("v2")
+    cg = pycgroup.current(procfs, rootfs)
+    leaf = cg.paths["unified"]
+    assert cg.read(["memory.current"], backend) == {"memory.current": 157286400}
+    with open(os.path.join(leaf, "memory.current"), "w") as f:
+        f.write("1\n")
+    assert cg.read(["memory.current"], backend) == {"memory.current": 1}
+
+
+def test_unknown_name_suggests_close_matches(tree):
+    procfs, rootfs = tree("v2")
+    cg = pycgroup.current(procfs, rootfs)
+    with pytest.raises(KeyError, match="memory.current"):
+        cg.read(["memory.curent"])
+    with pytest.raises(KeyError, match="unknown metric 'bogus'"):
+        cg.read(["bogus"])
+
+
+def test_unavailable_metric_explains_why(tree):
+    procfs, rootfs = tree("v1")
+    cg = pycgroup.current(procfs, rootfs)
+    assert cg.explain("memory.high") == "memory.high: unavailable: cgroup v1 has no memory.high"
+    assert "needs cgroup v2" in cg.explain("cpu.pressure.some.total")
+    assert cg.explain("cpu.stat.usage_usec").endswith("cpuacct.usage ÷1000")
+    assert "total_rss" in cg.explain("memory.stat.anon")
+
+
+def test_absent_key_is_missing_and_explained(tree, backend):
+    procfs, rootfs = tree("cgroupns")
+    cg = pycgroup.current(procfs, rootfs)
+    assert cg.read(["cpu.stat.nr_throttled", "cpu.stat.usage_usec"], backend) == {
+        "cpu.stat.nr_throttled": None, "cpu.stat.usage_usec": 10}
+    assert "has no key 'nr_throttled'" in cg.explain("cpu.stat.nr_throttled")
+
+
+def test_metrics_lists_what_is_available(tree):
+    procfs, rootfs = tree("v2")
+    names = pycgroup.current(procfs, rootfs).metrics()
+    assert "memory.stat.kernel" in names and "cpu.pressure.full.total" in names
+    assert "memory.stat.zswap" not in names  # documented, but not in this file
+    procfs, rootfs = tree("v1")
+    names = pycgroup.current(procfs, rootfs).metrics()
+    assert "memory.high" not in names and "memory.stat.anon" in names
+    assert "cpu.pressure.some.total" not in names
+
+
+def test_malformed_file_raises_parse_error_naming_it(tree, backend):
+    procfs, rootfs = tree("v2")
+    cg = pycgroup.current(procfs, rootfs)
+    path = os.path.join(cg.paths["unified"], "memory.events")
+    with open(path, "w") as f:
+        f.write("low 0\nhigh twelve\n")
+    with pytest.raises(ParseError) as info:
+        cg.read(["memory.events.high"], backend)
+    assert (info.value.path, info.value.line) == (path, 2)
+
+
+def test_removed_cgroup_raises_an_oserror_naming_the_file(tree, backend):
+    procfs, rootfs = tree("v2")
+    cg = pycgroup.current(procfs, rootfs)
+    cg.read(["memory.current"], backend)
+    cg.close()
+    os.remove(os.path.join(cg.paths["unified"], "memory.current"))
+    assert cg.read(["memory.current"], backend) == {"memory.current": None}
