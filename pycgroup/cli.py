@@ -40,9 +40,9 @@ def _value(name: str, value: int | None) -> str:
     return str(value)
 
 
-def gather(pid=None) -> dict:
+def gather(pid=None, procfs="/proc", rootfs="/") -> dict:
     """Returns what ``pycgroup info`` shows, as plain data."""
-    cg = current() if pid is None else of_pid(pid)
+    cg = current(procfs, rootfs) if pid is None else of_pid(pid, procfs, rootfs)
     with cg:
         lim = limits(cg)
         usage = cg.read(USAGE_METRICS)
@@ -93,9 +93,12 @@ def main(argv=None) -> int:
     info = commands.add_parser("info", help="show the cgroup mode, paths, limits and usage")
     info.add_argument("--json", action="store_true", help="print JSON for scripts")
     info.add_argument("--pid", type=int, help="another process (default: this one)")
+    info.add_argument("--procfs", default="/proc", help="where procfs is (default: /proc)")
+    info.add_argument("--rootfs", default="/",
+                      help="the root the cgroup mounts are under (default: /)")
     args = parser.parse_args(argv)
     try:
-        data = gather(args.pid)
+        data = gather(args.pid, args.procfs, args.rootfs)
     except OSError as e:
         print(f"pycgroup: {e}", file=sys.stderr)
         return 1

@@ -1,0 +1,66 @@
+"""`pycgroup info`, run as a user runs it."""
+
+import json
+import os
+import subprocess
+
+import pycgroup
+
+
+def run(*args):
+    return subprocess.run(["pycgroup", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_info_on_this_machine():
+    done = run("info")
+    assert done.returncode == 0, done.stderr
+    cg = pycgroup.current()
+    assert done.stdout.startswith(f"cgroup mode   {cg.mode}\n")
+    for name, path in cg.paths.items():
+        assert f"  {name:<11} {path}\n" in done.stdout
+    assert "\nlimits\n" in done.stdout and "\nusage\n" in done.stdout
+
+
+def test_info_json_matches_the_api():
+    done = run("info", "--json")
+    assert done.returncode == 0, done.stderr
+    info = json.loads(done.stdout)
+    lim = pycgroup.limits()
+    assert info["mode"] == pycgroup.current().mode
+    assert info["limits"]["host_memory_bytes"] == lim.host_memory_bytes
+    assert info["limits"]["cpu_count"] == lim.cpu_count
+    assert info["usage"]["memory.current"] is None or info["usage"]["memory.current"] > 0
+
+
+def test_info_on_a_v2_fixture(tree):
+    procfs, rootfs = tree("v2")
+    done = run("info", "--procfs", procfs, "--rootfs", rootfs)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "cgroup mode   v2\n" in out
+    assert "  memory      1.0 GiB (high 768.0 MiB, swap 0 B)\n" in out
+    assert "  cpu quota   0.5 cores;" in out
+    assert "  memory.current              150.0 MiB\n" in out
+    assert "  cpu.stat.throttled_usec     4.500 s\n" in out
+    assert "  cpu.pressure.some.total     0.123 s\n" in out
+
+
+def test_info_when_not_in_a_cgroup(tree):
+    procfs, rootfs = tree("none")
+    done = run("info", "--json", "--procfs", procfs, "--rootfs", rootfs)
+    info = json.loads(done.stdout)
+    assert info["mode"] == "none" and info["paths"] == {}
+    assert "no memory cgroup hierarchy is mounted" in info["unavailable"]["memory.current"]
+    text = run("info", "--procfs", procfs, "--rootfs", rootfs).stdout
+    assert "not in a cgroup" in text
+
+
+def test_info_for_a_missing_process_fails_cleanly():
+    done = run("info", "--pid", str(2**22 + 12345))
+    assert done.returncode == 1
+    assert done.stderr.startswith("pycgroup: [Errno 2]") and "cgroup" in done.stderr
+
+
+def test_bad_usage_exits_2():
+    assert run("frobnicate").returncode == 2
+    assert run().returncode == 2

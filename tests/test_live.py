@@ -1,0 +1,157 @@
+"""On the running kernel: cgroups with known limits, read from a child inside them."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import pycgroup
+from live import PREFIX, LiveCgroups, mount_points
+
+MiB = 2**20
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creating cgroups needs root")
+
+
+@pytest.fixture
+def cgroups():
+    made = []
+
+    def make(*controllers):
+        live = LiveCgroups(controllers)
+        made.append(live)
+        return live
+
+    yield make
+    for live in made:
+        live.remove()
+
+
+def require(live, *controllers):
+    missing = [c for c in controllers if c not in live.leaves]
+    if missing:
+        pytest.skip(f"this kernel mounts no writable {', '.join(missing)} hierarchy")
+
+
+REPORT = """
+import json, dataclasses, pycgroup
+out = {}
+for backend in ("native", "pure"):
+    cg = pycgroup.current()
+    out[backend] = {
+        "mode": cg.mode, "paths": cg.paths,
+        "read": cg.read(NAMES, backend=backend),
+        "limits": dataclasses.asdict(pycgroup.limits(cg, backend)),
+    }
+print(json.dumps(out))
+"""
+
+
+def report(live, names):
+    done = live.run(f"NAMES = {names!r}\n" + REPORT)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["native"]["limits"] == out["pure"]["limits"]
+    return out["native"]
+
+
+def test_v1_limits_seen_from_inside(cgroups):
+    live = cgroups("memory", "cpu", "cpuacct", "pids")
+    require(live, "memory", "cpu", "pids")
+    live.set("memory", "memory.limit_in_bytes", 256 * MiB, "parent")
+    live.set("memory", "memory.limit_in_bytes", 512 * MiB)  # looser than the parent
+    live.set("cpu", "cpu.cfs_period_us", 100000)
+    live.set("cpu", "cpu.cfs_quota_us", 150000)
+    live.set("pids", "pids.max", 50)
+    names = ["memory.max", "memory.current", "cpu.max.quota_usec", "cpu.max.period_usec",
+             "pids.max", "pids.current", "cpu.stat.nr_periods", "cpu.stat.usage_usec",
+             "proc.rss_bytes"]
+    got = report(live, names)
+    for controller in ("memory", "cpu", "pids"):
+        assert got["paths"][controller] == live.leaves[controller]
+    values = got["read"]
+    assert values["memory.max"] == 512 * MiB
+    assert values["cpu.max.quota_usec"] == 150000 and values["cpu.max.period_usec"] == 100000
+    assert values["pids.max"] == 50 and 1 <= values["pids.current"] <= 50
+    assert 0 < values["memory.current"] <= 256 * MiB
+    assert values["proc.rss_bytes"] > MiB
+    assert values["cpu.stat.nr_periods"] >= 0
+    if "cpuacct" in live.leaves:
+        assert values["cpu.stat.usage_usec"] > 0  # the child's own start-up counts
+    lim = got["limits"]
+    assert lim["memory_max_bytes"] == 256 * MiB  # the parent's, tighter than the leaf's
+    assert lim["effective_memory_bytes"] == 256 * MiB
+    assert lim["cpu_quota_cores"] == 1.5
+    ncpus = len(os.sched_getaffinity(0))
+    assert lim["effective_cpus"] == min(1.5, ncpus)
+    assert lim["cpu_count"] == min(2, ncpus)
+    assert lim["pids_max"] == 50
+
+
+def test_v1_parent_quota_is_the_tightest(cgroups):
+    live = cgroups("cpu")
+    require(live, "cpu")
+    live.set("cpu", "cpu.cfs_quota_us", 50000, "parent")
+    got = report(live, ["cpu.max.quota_usec"])
+    assert got["read"]["cpu.max.quota_usec"] is None  # the leaf is unlimited
+    assert got["limits"]["cpu_quota_cores"] == 0.5
+    assert got["limits"]["cpu_count"] == 1
+
+
+def test_unified_hierarchy_and_pressure(cgroups):
+    live = cgroups("unified")
+    require(live, "unified")
+    got = report(live, ["cpu.pressure.some.total", "memory.pressure.some.total",
+                        "cpu.stat.usage_usec"])
+    assert got["paths"]["unified"] == live.leaves["unified"]
+    if os.path.exists(os.path.join(live.leaves["unified"], "cpu.pressure")):
+        assert got["read"]["cpu.pressure.some.total"] >= 0
+        assert got["read"]["memory.pressure.some.total"] >= 0
+
+
+def test_of_pid_watches_another_process(cgroups):
+    live = cgroups("memory", "cpu")
+    require(live, "memory")
+    live.set("memory", "memory.limit_in_bytes", 128 * MiB)
+    child = live.popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        cg = pycgroup.of_pid(child.pid)
+        assert cg.paths["memory"] == live.leaves["memory"]
+        assert cg.read(["memory.max"]) == {"memory.max": 128 * MiB}
+        assert pycgroup.limits(cg).memory_max_bytes == 128 * MiB
+        assert cg.read(["proc.rss_bytes"])["proc.rss_bytes"] > 0
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_live_reads_agree_between_backends():
+    cg = pycgroup.current()
+    stable = [n for n in cg.metrics() if n in ("memory.max", "cpu.max.period_usec",
+                                               "cpu.max.quota_usec", "host.mem.total")]
+    assert stable, cg.metrics()
+    assert cg.read(stable) == cg.read(stable, backend="pure")
+
+
+def test_info_command_inside_a_limited_cgroup(cgroups):
+    live = cgroups("memory", "cpu")
+    require(live, "memory", "cpu")
+    live.set("memory", "memory.limit_in_bytes", 300 * MiB)
+    live.set("cpu", "cpu.cfs_quota_us", 25000)
+    done = subprocess.run(["pycgroup", "info", "--json"], preexec_fn=live.join,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    info = json.loads(done.stdout)
+    assert info["limits"]["memory_max_bytes"] == 300 * MiB
+    assert info["limits"]["cpu_quota_cores"] == 0.25
+    assert info["paths"]["memory"] == live.leaves["memory"]
+    text = subprocess.run(["pycgroup", "info"], preexec_fn=live.join, capture_output=True,
+                          text=True, timeout=60).stdout
+    assert "memory      300.0 MiB" in text and "cpu quota   0.25 cores" in text
+
+
+def test_cleanup_leaves_nothing_behind():
+    """Runs last in this file: every test cgroup made above has been removed."""
+    for point in mount_points().values():
+        assert [d for d in os.listdir(point) if d.startswith(PREFIX)] == []
