@@ -70,12 +70,13 @@ class LiveCgroups:
                 f.write("0")
 
     def run(self, code, **kwargs):
-        """Runs Python code in a child that first joins the leaves."""
-        return subprocess.run([sys.executable, "-c", code], preexec_fn=self.join,
+        """Runs Python code in a child that first joins the leaves. It runs from "/" so
+        that it imports the installed pycgroup, not the source tree."""
+        return subprocess.run([sys.executable, "-c", code], preexec_fn=self.join, cwd="/",
                               capture_output=True, text=True, timeout=120, **kwargs)
 
     def popen(self, args, **kwargs):
-        return subprocess.Popen(args, preexec_fn=self.join, **kwargs)
+        return subprocess.Popen(args, preexec_fn=self.join, cwd="/", **kwargs)
 
     def remove(self):
         """Removes the cgroups, killing anything still inside them."""
