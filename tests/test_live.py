@@ -114,8 +114,10 @@ def test_of_pid_watches_another_process(cgroups):
     live = cgroups("memory", "cpu")
     require(live, "memory")
     live.set("memory", "memory.limit_in_bytes", 128 * MiB)
-    child = live.popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    child = live.popen([sys.executable, "-c", "import time; print('ready', flush=True); "
+                        "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
     try:
+        assert child.stdout.readline() == "ready\n"  # past exec: its own memory is mapped
         cg = pycgroup.of_pid(child.pid)
         assert cg.paths["memory"] == live.leaves["memory"]
         assert cg.read(["memory.max"]) == {"memory.max": 128 * MiB}
