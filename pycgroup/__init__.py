@@ -9,11 +9,19 @@
 from pycgroup.cgroup import CGroup, current, of_pid
 from pycgroup.errors import ParseError
 from pycgroup.limits import Limits, available_memory, limits
+from pycgroup.samples import Samples, Throttling
+from pycgroup.sampler import Mark, Sampler, SamplerStats, Span
 
 __all__ = [
     "CGroup",
     "Limits",
+    "Mark",
     "ParseError",
+    "Sampler",
+    "SamplerStats",
+    "Samples",
+    "Span",
+    "Throttling",
     "available_memory",
     "current",
     "limits",

@@ -3,14 +3,23 @@
 
 import os
 
+import numpy as np
+
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from libc.errno cimport EINVAL, ENOMEM, EOVERFLOW
-from libc.stdint cimport int64_t
+from libc.errno cimport EALREADY, EINVAL, ENOMEM, EOVERFLOW
+from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 
 from pycgroup._core.reader cimport (
     pcg_reader, pcg_reader_close, pcg_reader_fill, pcg_reader_init, pcg_reader_open,
     pcg_reader_read,
+)
+from pycgroup._core.ring cimport (
+    pcg_ring, pcg_ring_copy, pcg_ring_free, pcg_ring_init, pcg_ring_position_at,
+)
+from pycgroup._core.sampler cimport (
+    pcg_sampler, pcg_sampler_destroy, pcg_sampler_grow_outgrown, pcg_sampler_init,
+    pcg_sampler_lateness_quantile, pcg_sampler_sample_now, pcg_sampler_start, pcg_sampler_stop,
 )
 from pycgroup._core.source cimport (
     PCG_FMT_COLON_KEYED, PCG_FMT_CPU_MAX, PCG_FMT_FLAT_KEYED, PCG_FMT_PID_STAT, PCG_FMT_PSI,
@@ -190,3 +199,119 @@ def parse(fmt, bytes data, keys):
     finally:
         pcg_source_close(&s)
 
+
+
+cdef class Engine:
+    """The native sampling engine: a ring of int64 rows and a thread that fills it.
+
+    Row layout: column 0 is the CLOCK_MONOTONIC timestamp in ns, then the reader's
+    columns. The thread never takes the GIL."""
+
+    cdef pcg_ring _ring
+    cdef pcg_sampler _sampler
+    cdef Reader _reader
+    cdef bint _ready
+
+    def __cinit__(self, Reader reader, uint64_t capacity, uint64_t period_ns, every=None):
+        cdef uint32_t *every_c = NULL
+        rc = pcg_ring_init(&self._ring, capacity, reader.ncolumns + 1)
+        if rc == -EINVAL:
+            raise ValueError(f"capacity must be a power of two >= 2 that fits in memory, "
+                             f"not {capacity}")
+        if rc != 0:
+            raise MemoryError()
+        n = reader._reader.nsources
+        every_c = <uint32_t *>malloc((n or 1) * sizeof(uint32_t))
+        if every_c == NULL:
+            pcg_ring_free(&self._ring)
+            raise MemoryError()
+        for i in range(n):
+            every_c[i] = every[i] if every is not None else 1
+        rc = pcg_sampler_init(&self._sampler, &reader._reader, &self._ring, period_ns, every_c)
+        free(every_c)
+        if rc != 0:
+            pcg_ring_free(&self._ring)
+            raise MemoryError() if rc == -ENOMEM else ValueError("bad sampler settings")
+        self._reader = reader
+        self._ready = True
+
+    def __dealloc__(self):
+        if self._ready:
+            with nogil:
+                pcg_sampler_destroy(&self._sampler)
+            pcg_ring_free(&self._ring)
+
+    @property
+    def capacity(self):
+        return self._ring.capacity
+
+    @property
+    def width(self):
+        return self._ring.width
+
+    @property
+    def running(self):
+        return bool(self._sampler.running)
+
+    def start(self):
+        rc = pcg_sampler_start(&self._sampler)
+        if rc != 0 and rc != -EALREADY:
+            raise OSError(-rc, os.strerror(-rc))
+
+    def stop(self):
+        with nogil:
+            pcg_sampler_stop(&self._sampler)
+
+    def sample(self):
+        """Takes one row now in this thread; returns its timestamp."""
+        cdef int64_t t
+        with nogil:
+            t = pcg_sampler_sample_now(&self._sampler)
+        if self._sampler.read_errors and self._reader._reader.nsources:
+            pcg_sampler_grow_outgrown(&self._sampler)
+        return t
+
+    def after_fork_in_child(self):
+        """Nothing to do: sampler.c's pthread_atfork handler marked the thread gone."""
+
+    def replace_reader(self, Reader reader):
+        """Reads through another reader of the same shape (after fork); not while running."""
+        if self._sampler.running or reader.ncolumns != self._reader.ncolumns:
+            raise RuntimeError("cannot replace the reader of a running sampler")
+        self._sampler.reader = &reader._reader
+        self._reader = reader
+
+    def copy(self, uint64_t start=0, since_ns=None, last=None):
+        """Returns (rows, position of the first): a copy of the held rows, oldest first,
+        from position start (and timestamp since_ns), at most the last `last` rows."""
+        cdef uint64_t first = 0, n, max_rows = self._ring.capacity
+        if since_ns is not None:
+            start = max(start, pcg_ring_position_at(&self._ring, since_ns))
+        if last is not None:
+            max_rows = min(max_rows, last)
+        out = np.empty((max_rows, self._ring.width), dtype=np.int64)
+        cdef int64_t[:, ::1] view = out
+        if max_rows == 0:
+            return out, self._ring.committed
+        with nogil:
+            n = pcg_ring_copy(&self._ring, start, &view[0, 0], max_rows, &first)
+        pcg_sampler_grow_outgrown(&self._sampler)
+        return out[:n], first
+
+    def stats(self):
+        """Returns the counters of the sampler and its ring."""
+        error = None
+        if self._sampler.last_error:
+            spec = self._reader.specs[self._sampler.last_error_source]
+            error = error_for(self._sampler.last_error, spec.path, 0, spec.format)
+        return {
+            "samples": self._sampler.samples,
+            "dropped": self._ring.dropped,
+            "overruns": self._sampler.overruns,
+            "read_errors": self._sampler.read_errors,
+            "last_error": error,
+            "lateness_p50_us": pcg_sampler_lateness_quantile(&self._sampler, 0.50) / 1000,
+            "lateness_p99_us": pcg_sampler_lateness_quantile(&self._sampler, 0.99) / 1000,
+            "lateness_max_us": self._sampler.lateness_max_ns / 1000,
+            "position": self._ring.committed,
+        }

@@ -229,9 +229,15 @@ class Reader:
         """Fills row (a mutable int64 sequence); returns how many sources failed."""
         if len(row) < self.ncolumns:
             raise ValueError(f"row has {len(row)} slots, the reader fills {self.ncolumns}")
-        self._errors = []
         row[: self.ncolumns] = [MISSING] * self.ncolumns
-        for index, (spec, fd) in enumerate(zip(self.specs, self._fds)):
+        return self.read_sources(row, range(len(self.specs)))
+
+    def read_sources(self, row, indices) -> int:
+        """Reads only the sources at indices into row (their columns alone change);
+        returns how many failed."""
+        self._errors = []
+        for index in indices:
+            spec, fd = self.specs[index], self._fds[index]
             if fd is None:
                 continue
             try:
@@ -239,10 +245,10 @@ class Reader:
                 values = parse(spec.format, data, [f.key for f in spec.fields], spec.path)
             except OSError as e:
                 self._errors.append((index, OSError(e.errno, os.strerror(e.errno), spec.path)))
-                continue
+                values = [None] * len(spec.fields)
             except ParseError as e:
                 self._errors.append((index, e))
-                continue
+                values = [None] * len(spec.fields)
             for field, value in zip(spec.fields, values):
                 row[field.column] = convert(value, field)
         return len(self._errors)

@@ -40,7 +40,7 @@ class CGroup:
         if isinstance(where, Derived):
             parts = "; ".join(self.explain(n) for n in where.inputs)
             return f"{name}: derived from {', '.join(where.inputs)} ({parts})"
-        missing = _missing_reason(where)
+        missing = missing_reason(where)
         return f"{name}: {where.describe()}" + (f" (unavailable: {missing})" if missing else "")
 
     def metrics(self) -> list[str]:
@@ -53,9 +53,9 @@ class CGroup:
         for name in sorted(set(names)):
             where = self.resolve(name)
             if isinstance(where, Derived):
-                ok = all(_missing_reason(self.resolve(n)) is None for n in where.inputs)
+                ok = all(missing_reason(self.resolve(n)) is None for n in where.inputs)
             else:
-                ok = _missing_reason(where) is None
+                ok = missing_reason(where) is None
             if ok:
                 available.append(name)
         return available
@@ -95,7 +95,7 @@ def _keys_of(path: str) -> list[str]:
         return []
 
 
-def _missing_reason(where) -> str | None:
+def missing_reason(where) -> str | None:
     """Returns why a resolved metric cannot be read now, or None when it can."""
     if isinstance(where, Unavailable):
         return where.reason

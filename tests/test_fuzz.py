@@ -21,7 +21,7 @@ def fuzzer(tmp_path_factory):
     sources = sorted(glob.glob(os.path.join(CSRC, "*.c")))
     subprocess.run(
         [compiler, "-std=c11", "-g", "-O1", "-Wall", "-Wextra", "-Werror",
-         "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-I", CSRC,
+         "-pthread", "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-I", CSRC,
          *sources, os.path.join(HERE, "fuzz", "fuzz_parsers.c"), "-o", binary],
         check=True,
     )

@@ -1,0 +1,135 @@
+"""The pure-Python twin of the native sampling engine: a Python thread, os.pread through
+the pure reader, and a numpy ring guarded by a lock. The benchmarks' baseline."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from pycgroup.formats import MISSING
+
+LATENESS_BUCKETS = 10_000
+
+
+class PureEngine:
+    """Same interface as pycgroup._native.Engine."""
+
+    def __init__(self, reader, capacity: int, period_ns: int, every=None):
+        if capacity < 2 or capacity & (capacity - 1):
+            raise ValueError(f"capacity must be a power of two >= 2, not {capacity}")
+        self._reader = reader
+        self.capacity = capacity
+        self.width = reader.ncolumns + 1
+        self._rows = np.zeros((capacity, self.width), dtype=np.int64)
+        self._row = np.full(self.width, MISSING, dtype=np.int64)
+        self._period_ns = period_ns
+        self._every = list(every) if every is not None else [1] * len(reader.specs)
+        self._lock = threading.Lock()
+        self._position = self._read_end = self._dropped = 0
+        self._samples = self._overruns = self._read_errors = 0
+        self._last_error = None
+        self._lateness = np.zeros(LATENESS_BUCKETS + 1, dtype=np.int64)
+        self._lateness_max_ns = 0
+        self._thread = None
+        self._stop = threading.Event()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _take_row(self, tick: int | None) -> int:
+        now = time.monotonic_ns()
+        self._row[0] = now
+        due = [i for i, n in enumerate(self._every) if tick is None or tick % n == 0]
+        if self._reader.read_sources(self._row[1:], due):
+            self._read_errors += len(self._reader.errors())
+            self._last_error = self._reader.errors()[-1][1]
+        if self._position >= self.capacity and self._position - self.capacity >= self._read_end:
+            self._dropped += 1
+        self._rows[self._position % self.capacity] = self._row
+        self._position += 1
+        self._samples += 1
+        return now
+
+    def sample(self) -> int:
+        with self._lock:
+            return self._take_row(None)
+
+    def _run(self):
+        deadline, tick = time.monotonic_ns(), 0
+        while not self._stop.is_set():
+            delay = deadline - time.monotonic_ns()
+            if delay > 0 and self._stop.wait(delay / 1e9):
+                break
+            with self._lock:
+                woke = self._take_row(tick)
+            tick += 1
+            late = max(0, woke - deadline)
+            self._lateness[min(late // 1000, LATENESS_BUCKETS)] += 1
+            self._lateness_max_ns = max(self._lateness_max_ns, late)
+            deadline += self._period_ns
+            now = time.monotonic_ns()
+            if now >= deadline:
+                missed = (now - deadline) // self._period_ns + 1
+                self._overruns += missed
+                deadline += missed * self._period_ns
+
+    def start(self):
+        if self.running:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="pycgroup-sampler", daemon=True)
+        self._thread.start()
+
+    def stop(self):
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
+
+    def after_fork_in_child(self):
+        """The thread did not survive fork; the lock may have been held by it."""
+        self._thread = None
+        self._lock = threading.Lock()
+
+    def replace_reader(self, reader):
+        if self.running:
+            raise RuntimeError("cannot replace the reader of a running sampler")
+        self._reader = reader
+
+    def copy(self, start: int = 0, since_ns=None, last=None):
+        with self._lock:
+            end = self._position
+            first = max(start, end - self.capacity, 0)
+            if last is not None:
+                first = max(first, end - last)
+            positions = np.arange(first, end)
+            rows = self._rows[positions % self.capacity]
+            self._read_end = max(self._read_end, end)
+        if since_ns is not None:
+            keep = rows[:, 0] >= since_ns
+            skip = int(np.argmax(keep)) if keep.any() else len(rows)
+            rows, first = rows[skip:], first + skip
+        return rows, first
+
+    def _quantile_us(self, q: float) -> float:
+        total = self._lateness.sum()
+        if total == 0:
+            return 0
+        bucket = int(np.searchsorted(np.cumsum(self._lateness), int(q * total), side="right"))
+        return self._lateness_max_ns / 1000 if bucket >= LATENESS_BUCKETS else bucket + 1
+
+    def stats(self) -> dict:
+        return {
+            "samples": self._samples,
+            "dropped": self._dropped,
+            "overruns": self._overruns,
+            "read_errors": self._read_errors,
+            "last_error": self._last_error,
+            "lateness_p50_us": self._quantile_us(0.50),
+            "lateness_p99_us": self._quantile_us(0.99),
+            "lateness_max_us": self._lateness_max_ns / 1000,
+            "position": self._position,
+        }

@@ -1,0 +1,284 @@
+"""Sampler: records cgroup and process counters at kHz rates into a ring buffer, in a
+background thread that never takes the GIL (native backend) or on demand."""
+
+from __future__ import annotations
+
+import atexit
+import fnmatch
+import math
+import os
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from pycgroup import catalogue, plan
+from pycgroup.catalogue import Source
+from pycgroup.cgroup import CGroup, current, missing_reason
+from pycgroup.limits import limits as read_limits
+from pycgroup.samples import Samples
+
+#: Metrics sampled when none are named (those this cgroup does not have are left out).
+DEFAULT_METRICS = (
+    "memory.current", "memory.stat.inactive_file", "memory.events.high", "memory.events.max",
+    "memory.events.oom_kill", "cpu.stat.usage_usec", "cpu.stat.user_usec",
+    "cpu.stat.system_usec", "cpu.stat.nr_periods", "cpu.stat.nr_throttled",
+    "cpu.stat.throttled_usec", "cpu.pressure.some.total", "cpu.pressure.full.total",
+    "memory.pressure.some.total", "memory.pressure.full.total", "io.pressure.some.total",
+    "io.pressure.full.total", "proc.utime_usec", "proc.stime_usec", "proc.rss_bytes",
+)
+#: memory.stat costs the kernel a walk of every counter it prints (measured in bench/:
+#: several times memory.current or cpu.stat), so by default it is read every 10th tick.
+DEFAULT_EVERY = {"memory.stat.*": 10}
+MAX_HZ = 100_000.0
+MAX_CAPACITY = 2**30
+
+_live_samplers: "weakref.WeakSet[Sampler]" = weakref.WeakSet()
+
+
+class Mark(NamedTuple):
+    t_ns: int  # CLOCK_MONOTONIC, as time.monotonic_ns()
+    label: str
+
+
+@dataclass(frozen=True)
+class SamplerStats:
+    samples: int  # rows taken
+    dropped: int  # rows overwritten before any data() call reached them
+    overruns: int  # deadlines the thread missed because it was late
+    read_errors: int  # file reads that failed (their columns hold MISSING)
+    last_error: Exception | None
+    period_error_p50_us: float  # how late the thread woke after its deadlines
+    period_error_p99_us: float
+    period_error_max_us: float
+
+
+def _capacity(capacity) -> int:
+    if isinstance(capacity, bool) or not isinstance(capacity, int):
+        raise ValueError(f"capacity must be an int, not {capacity!r}")
+    if not 2 <= capacity <= MAX_CAPACITY:
+        raise ValueError(f"capacity must be between 2 and {MAX_CAPACITY} rows, not {capacity}")
+    return 1 << (capacity - 1).bit_length()
+
+
+def _period_ns(hz) -> int:
+    try:
+        hz = float(hz)
+    except (TypeError, ValueError):
+        raise ValueError(f"hz must be a number, not {hz!r}") from None
+    if not (math.isfinite(hz) and 0 < hz <= MAX_HZ):
+        raise ValueError(f"hz must be > 0 and <= {MAX_HZ:g}, not {hz}")
+    return max(1, round(1e9 / hz))
+
+
+class Sampler:
+    """Records metrics into a ring of ``capacity`` rows (rounded up to a power of two).
+
+    ``every`` maps metric-name patterns to divisors: a file holding a matching metric
+    is read on every Nth tick (the smallest N of its metrics); between reads its
+    columns keep the last value read."""
+
+    def __init__(self, metrics=None, capacity: int = 65536, hz: float = 1000.0,
+                 cgroup: CGroup | None = None, backend: str = "native", every=None):
+        self.capacity = _capacity(capacity)
+        self.period_ns = _period_ns(hz)
+        self.hz = 1e9 / self.period_ns
+        self.backend = backend
+        self.cgroup = cgroup if cgroup is not None else current()
+        every = DEFAULT_EVERY if every is None else dict(every)
+        for pattern, n in every.items():
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise ValueError(f"every[{pattern!r}] must be an int >= 1, not {n!r}")
+        if metrics is None:
+            names = [n for n in DEFAULT_METRICS if _readable(self.cgroup, n)]
+        else:
+            names = list(dict.fromkeys([metrics] if isinstance(metrics, str) else metrics))
+            for name in names:
+                self.cgroup.resolve(name)  # KeyError for unknown names
+        self._plan = plan.build(names, self.cgroup.resolve, backend)
+        self.columns = tuple(self._plan.inputs)
+        self.unavailable = dict(self._plan.unavailable)
+        self._every = self._source_divisors(every)
+        self._engine = self._make_engine()
+        lim = read_limits(self.cgroup, backend)
+        self._effective_memory = lim.effective_memory_bytes
+        self._cpu_limit = lim.cpu_quota_cores
+        self._marks: list = []
+        self._pid = os.getpid()
+        _live_samplers.add(self)
+
+    def _source_divisors(self, every) -> list:
+        divisors = []
+        for spec in self._plan.reader.specs:
+            names = [n for n, src in self._plan.sources.items() if src.path == spec.path]
+            matched = [d for pattern, d in every.items() for n in names
+                       if fnmatch.fnmatchcase(n, pattern)]
+            divisors.append(min(matched) if matched else 1)
+        return divisors
+
+    def _make_engine(self):
+        if self.backend == "native":
+            from pycgroup._native import Engine
+        else:
+            from pycgroup._pure_sampler import PureEngine as Engine
+        return Engine(self._plan.reader, self.capacity, self.period_ns, self._every)
+
+    def _check_fork(self):
+        """After fork the child reopens its files: /proc/self/stat opened by the parent
+        still describes the parent."""
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._plan = plan.build(self._plan.names, self.cgroup.resolve, self.backend)
+            self._engine.replace_reader(self._plan.reader)
+
+    # --- taking rows ------------------------------------------------------------------
+
+    def sample(self) -> int:
+        """Takes one row now, in this thread; returns its timestamp (CLOCK_MONOTONIC ns)."""
+        self._check_fork()
+        return self._engine.sample()
+
+    def start(self) -> "Sampler":
+        """Starts the background thread (hz rows a second); returns self."""
+        self._check_fork()
+        self._engine.start()
+        return self
+
+    def stop(self) -> None:
+        """Stops the background thread and waits for it (about one period at most)."""
+        self._engine.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._engine.running
+
+    def __enter__(self) -> "Sampler":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # --- reading rows -----------------------------------------------------------------
+
+    def data(self, last: int | None = None, since_ns: int | None = None) -> Samples:
+        """Returns a copy of the held rows, oldest first: the last ``last`` rows and/or
+        those taken at or after ``since_ns``."""
+        if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 0):
+            raise ValueError(f"last must be an int >= 0, not {last!r}")
+        rows, _ = self._engine.copy(0, since_ns, last)
+        if since_ns is not None and len(rows) and rows[0, 0] < since_ns:
+            rows = rows[rows[:, 0] >= since_ns]
+        return Samples(rows, self.columns, effective_memory_bytes=self._effective_memory,
+                       cpu_limit_cores=self._cpu_limit)
+
+    @property
+    def stats(self) -> SamplerStats:
+        s = self._engine.stats()
+        return SamplerStats(s["samples"], s["dropped"], s["overruns"], s["read_errors"],
+                            s["last_error"], s["lateness_p50_us"], s["lateness_p99_us"],
+                            s["lateness_max_us"])
+
+    # --- marks, spans and steps -------------------------------------------------------
+
+    def mark(self, label: str) -> int:
+        """Records a labelled instant; returns its timestamp."""
+        t = time.monotonic_ns()
+        self._marks.append(Mark(t, label))
+        return t
+
+    def marks(self, label: str | None = None) -> list:
+        """Returns the marks (with that label), oldest first."""
+        found = sorted(self._marks)
+        return [m for m in found if label is None or m.label == label]
+
+    def span(self, label: str) -> "Span":
+        """Returns a context manager measuring the block it wraps (see Span)."""
+        return Span(self, label)
+
+    def steps(self, label: str) -> dict:
+        """Returns a table (a dict of equal-length numpy arrays) with one row per interval
+        between consecutive marks with this label: start_ns, end_ns, duration_s, the
+        cpu_cores_used and cpu_throttled_fraction of the interval, each counter's delta
+        and each gauge's peak."""
+        marks = [m.t_ns for m in self.marks(label)]
+        table = {"start_ns": np.array(marks[:-1], dtype=np.int64),
+                 "end_ns": np.array(marks[1:], dtype=np.int64)}
+        table["duration_s"] = (table["end_ns"] - table["start_ns"]) / 1e9
+        data = self.data(since_ns=marks[0]) if marks else self.data(last=0)
+        intervals = [data.between(a, b) for a, b in zip(marks, marks[1:])]
+        throttling = [i.throttling() for i in intervals]
+        table["cpu_cores_used"] = _floats(t.cpu_cores_used for t in throttling)
+        table["cpu_throttled_fraction"] = _floats(t.cpu_throttled_fraction for t in throttling)
+        for name in self.columns:
+            if catalogue.kind(name) == catalogue.COUNTER:
+                table[name] = _floats(i.total(name) for i in intervals)
+            else:
+                table[name + ".peak"] = _floats(i.peak(name) for i in intervals)
+        return table
+
+    def close(self) -> None:
+        """Stops sampling and closes the files."""
+        self.stop()
+        self._plan.reader.close()
+
+
+def _floats(values) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
+def _readable(cg: CGroup, name: str) -> bool:
+    where = cg.resolve(name)
+    return isinstance(where, Source) and missing_reason(where) is None
+
+
+class Span:
+    """``with sampler.span("step") as sp:`` takes a row on entry and on exit; afterwards
+    ``sp.samples`` holds the rows between, ``sp.delta`` each counter's change,
+    ``sp.peak`` each gauge's maximum and ``sp.throttling`` the Throttling."""
+
+    def __init__(self, sampler: Sampler, label: str):
+        self._sampler = sampler
+        self.label = label
+        self.start_ns = self.end_ns = None
+        self.samples = self.throttling = None
+        self.delta: dict = {}
+        self.peak: dict = {}
+
+    def __enter__(self) -> "Span":
+        self.start_ns = self._sampler.sample()
+        self._sampler._marks.append(Mark(self.start_ns, self.label))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.end_ns = self._sampler.sample()
+        self.samples = self._sampler.data(since_ns=self.start_ns).between(self.start_ns,
+                                                                          self.end_ns)
+        for name in self._sampler.columns:
+            if catalogue.kind(name) == catalogue.COUNTER:
+                self.delta[name] = self.samples.total(name)
+            else:
+                self.peak[name] = self.samples.peak(name)
+        if catalogue.WORKING_SET in self.samples:
+            self.peak[catalogue.WORKING_SET] = self.samples.peak(catalogue.WORKING_SET)
+        self.throttling = self.samples.throttling()
+
+    @property
+    def duration_s(self) -> float | None:
+        return None if self.end_ns is None else (self.end_ns - self.start_ns) / 1e9
+
+
+def _stop_all_at_exit():
+    for sampler in list(_live_samplers):
+        sampler.stop()
+
+
+def _after_fork_in_child():
+    for sampler in list(_live_samplers):
+        sampler._engine.after_fork_in_child()
+
+
+atexit.register(_stop_all_at_exit)
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,176 @@
+"""Samples: a consistent copy of a sampler's rows, with vectorised deltas, rates and
+throttling figures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pycgroup import catalogue
+from pycgroup.formats import MISSING, UNLIMITED
+
+#: Throttling field -> the PSI counter it is the stall fraction of.
+PSI_FIELDS = {
+    f"psi_{resource}_{line}": f"{resource}.pressure.{line}.total"
+    for resource in ("cpu", "memory", "io") for line in ("some", "full")
+}
+
+
+@dataclass(frozen=True)
+class Throttling:
+    """How hard a cgroup pressed on its limits over a window. None: not measurable here.
+
+    Fractions and rates are sums of deltas over sums of elapsed time, taken only over
+    intervals where the counter was present and did not go backwards."""
+
+    interval_s: float  # time the rows span
+    cpu_throttled_fraction: float | None  # Δnr_throttled / Δnr_periods
+    cpu_throttled_seconds_per_second: float | None  # Δthrottled_usec / Δt
+    cpu_cores_used: float | None  # Δusage_usec / Δt
+    cpu_limit_cores: float | None  # the CPU quota in cores (None: unlimited)
+    # PSI: Δtotal / Δt, the fraction of time some (or all) tasks stalled on the resource.
+    psi_cpu_some: float | None
+    psi_cpu_full: float | None
+    psi_memory_some: float | None
+    psi_memory_full: float | None
+    psi_io_some: float | None
+    psi_io_full: float | None
+    memory_high_events: int | None
+    memory_max_events: int | None
+    oom_kills: int | None
+    memory_headroom_bytes: int | None  # effective memory limit - peak working set
+
+
+class Samples:
+    """Rows copied from a sampler, oldest first.
+
+    ``t_ns`` is CLOCK_MONOTONIC in ns, the clock of ``time.monotonic_ns()`` and
+    ``time.perf_counter_ns()``. ``s[name]`` is an int64 array in which ``MISSING``
+    (-2**63) marks a value that could not be read and ``UNLIMITED`` (2**63-1) "max"."""
+
+    def __init__(self, rows: np.ndarray, columns, *, effective_memory_bytes=None,
+                 cpu_limit_cores=None):
+        self._rows = rows
+        self.columns = tuple(columns)
+        self._index = {name: i + 1 for i, name in enumerate(self.columns)}
+        self.effective_memory_bytes = effective_memory_bytes
+        self.cpu_limit_cores = cpu_limit_cores
+
+    @property
+    def t_ns(self) -> np.ndarray:
+        return self._rows[:, 0]
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __contains__(self, name) -> bool:
+        return name in self._index or (
+            name == catalogue.WORKING_SET and all(i in self._index for i in catalogue.WORKING_SET_INPUTS))
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name in self._index:
+            return self._rows[:, self._index[name]]
+        if name == catalogue.WORKING_SET and name in self:
+            current, inactive = (self[n] for n in catalogue.WORKING_SET_INPUTS)
+            bad = (current == MISSING) | (inactive == MISSING)
+            return np.where(bad, MISSING, np.maximum(current - np.where(bad, 0, inactive), 0))
+        raise KeyError(f"{name!r} was not sampled; columns are {list(self.columns)}")
+
+    def as_float(self, name: str) -> np.ndarray:
+        """Returns the column as float64: missing values are NaN, unlimited ones inf."""
+        values = self[name]
+        out = values.astype(np.float64)
+        out[values == MISSING] = np.nan
+        out[values == UNLIMITED] = np.inf
+        return out
+
+    def to_numpy(self) -> np.ndarray:
+        """Returns a copy of the rows: column 0 is t_ns, then ``columns`` in order."""
+        return self._rows.copy()
+
+    def to_pandas(self):
+        """Returns a DataFrame indexed by t_ns with float columns (missing as NaN)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("Samples.to_pandas() needs pandas: pip install pandas") from None
+        return pd.DataFrame({name: self.as_float(name) for name in self.columns},
+                            index=pd.Index(self.t_ns, name="t_ns"))
+
+    def _valid_deltas(self, name: str):
+        """Returns (Δvalue, Δt in s, valid mask) per interval between consecutive rows."""
+        values = self[name]
+        deltas = np.diff(values)
+        dt = np.diff(self.t_ns) / 1e9
+        present = (values != MISSING) & (values != UNLIMITED)
+        valid = present[1:] & present[:-1] & (dt > 0)
+        if catalogue.kind(name) == catalogue.COUNTER:
+            valid &= deltas >= 0  # a counter that went back was reset or recreated
+        return deltas, dt, valid
+
+    def delta(self, name: str) -> np.ndarray:
+        """Returns the change between consecutive rows (float64, NaN where not measurable:
+        a missing value, Δt <= 0, or a counter that went backwards)."""
+        deltas, _, valid = self._valid_deltas(name)
+        return np.where(valid, deltas, np.nan)
+
+    def rate(self, name: str) -> np.ndarray:
+        """Returns a counter's change per second between consecutive rows (NaN where not
+        measurable). Raises ValueError for a gauge, whose rate means nothing."""
+        if catalogue.kind(name) != catalogue.COUNTER:
+            raise ValueError(f"{name} is a gauge; rate() needs a counter (use delta())")
+        deltas, dt, valid = self._valid_deltas(name)
+        return np.where(valid, deltas / np.where(valid, dt, 1.0), np.nan)
+
+    def total(self, name: str) -> int | None:
+        """Returns the sum of a column's measurable deltas, or None when there is none."""
+        if name not in self or len(self) < 2:
+            return None
+        deltas, _, valid = self._valid_deltas(name)
+        return int(deltas[valid].sum()) if valid.any() else None
+
+    def _per_second(self, name: str, scale: float = 1.0) -> float | None:
+        if name not in self or len(self) < 2:
+            return None
+        deltas, dt, valid = self._valid_deltas(name)
+        elapsed = dt[valid].sum()
+        return float(deltas[valid].sum() * scale / elapsed) if elapsed > 0 else None
+
+    def peak(self, name: str) -> int | None:
+        """Returns a column's largest present value, or None."""
+        if name not in self:
+            return None
+        values = self[name]
+        present = values[(values != MISSING) & (values != UNLIMITED)]
+        return int(present.max()) if len(present) else None
+
+    def throttling(self) -> Throttling:
+        """Returns how hard the cgroup pressed on its limits over these rows."""
+        throttled = self.total("cpu.stat.nr_throttled")
+        periods = self.total("cpu.stat.nr_periods")
+        peak_ws = self.peak(catalogue.WORKING_SET)
+        headroom = None
+        if peak_ws is not None and self.effective_memory_bytes is not None:
+            headroom = self.effective_memory_bytes - peak_ws
+        return Throttling(
+            interval_s=float((self.t_ns[-1] - self.t_ns[0]) / 1e9) if len(self) else 0.0,
+            cpu_throttled_fraction=(throttled / periods if throttled is not None and periods
+                                    else None),
+            cpu_throttled_seconds_per_second=self._per_second("cpu.stat.throttled_usec", 1e-6),
+            cpu_cores_used=self._per_second("cpu.stat.usage_usec", 1e-6),
+            cpu_limit_cores=self.cpu_limit_cores,
+            **{field: self._per_second(name, 1e-6) for field, name in PSI_FIELDS.items()},
+            memory_high_events=self.total("memory.events.high"),
+            memory_max_events=self.total("memory.events.max"),
+            oom_kills=self.total("memory.events.oom_kill"),
+            memory_headroom_bytes=headroom,
+        )
+
+    def between(self, start_ns: int, end_ns: int) -> "Samples":
+        """Returns the rows with start_ns <= t_ns <= end_ns."""
+        lo = np.searchsorted(self.t_ns, start_ns, side="left")
+        hi = np.searchsorted(self.t_ns, end_ns, side="right")
+        return Samples(self._rows[lo:hi], self.columns,
+                       effective_memory_bytes=self.effective_memory_bytes,
+                       cpu_limit_cores=self.cpu_limit_cores)
