@@ -1,5 +1,6 @@
-"""The C core under AddressSanitizer and UndefinedBehaviorSanitizer: its parsers fed
-300,000 mutated kernel files, and its reader looping over live files."""
+"""The C core under the sanitizers: its parsers fed 300,000 mutated kernel files and its
+reader looping over live files (ASan, UBSan), and its ring and sampler thread hammered by
+concurrent writers and readers (TSan, and ASan/UBSan)."""
 
 import glob
 import os
@@ -13,19 +14,24 @@ CSRC = os.path.join(ROOT, "csrc")
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-@pytest.fixture(scope="module")
-def fuzzer(tmp_path_factory):
+def build(tmp_path_factory, program, sanitizers):
+    """Returns the path of program (tests/fuzz/<program>.c) built with the core."""
     compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
     assert compiler, "a C compiler is needed to build pycgroup itself"
-    binary = str(tmp_path_factory.mktemp("fuzz") / "fuzz_parsers")
+    binary = str(tmp_path_factory.mktemp("sanitized") / program)
     sources = sorted(glob.glob(os.path.join(CSRC, "*.c")))
     subprocess.run(
-        [compiler, "-std=c11", "-g", "-O1", "-Wall", "-Wextra", "-Werror",
-         "-pthread", "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-I", CSRC,
-         *sources, os.path.join(HERE, "fuzz", "fuzz_parsers.c"), "-o", binary],
+        [compiler, "-std=c11", "-g", "-O1", "-Wall", "-Wextra", "-Werror", "-pthread",
+         f"-fsanitize={sanitizers}", "-fno-sanitize-recover=all", "-I", CSRC,
+         *sources, os.path.join(HERE, "fuzz", f"{program}.c"), "-o", binary],
         check=True,
     )
     return binary
+
+
+@pytest.fixture(scope="module")
+def fuzzer(tmp_path_factory):
+    return build(tmp_path_factory, "fuzz_parsers", "address,undefined")
 
 
 def live_files():
@@ -49,3 +55,14 @@ def test_parsers_and_reader_are_sanitizer_clean(fuzzer):
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
     assert done.stdout.strip() == "300000 inputs, no property violated"
+
+
+@pytest.mark.parametrize("sanitizers", ["thread", "address,undefined"])
+def test_ring_and_sampler_under_concurrency(tmp_path_factory, sanitizers):
+    binary = build(tmp_path_factory, "stress_ring", sanitizers)
+    env = dict(os.environ, TSAN_OPTIONS="halt_on_error=1", ASAN_OPTIONS="detect_leaks=1")
+    done = subprocess.run([binary, "300000", "/proc/self/stat"], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert done.stdout.startswith("300000 rows pushed, ")
+    assert "sampler: " in done.stdout and ", 0 read errors" in done.stdout

@@ -1,0 +1,277 @@
+"""The Sampler: arguments, rows, divisors, faults and lifecycle, on both backends."""
+
+import math
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import pycgroup
+from pycgroup.formats import MISSING, UNLIMITED
+
+V2_METRICS = ["memory.current", "memory.stat.inactive_file", "memory.events.high",
+              "cpu.stat.usage_usec", "cpu.stat.nr_periods", "cpu.stat.nr_throttled",
+              "cpu.stat.throttled_usec", "cpu.pressure.some.total", "memory.max",
+              "proc.rss_bytes"]
+
+
+def fixture_cgroup(tree, name="v2"):
+    procfs, rootfs = tree(name)
+    return pycgroup.current(procfs, rootfs)
+
+
+def write(cg, name, text):
+    with open(os.path.join(cg.paths["unified"], name), "w") as f:
+        f.write(text)
+
+
+# --- arguments --------------------------------------------------------------------
+
+@pytest.mark.parametrize("hz", [0, -5, float("nan"), float("inf"), 1e9, "fast", None])
+def test_bad_hz(hz, backend):
+    with pytest.raises(ValueError, match="hz"):
+        pycgroup.Sampler(hz=hz, backend=backend)
+
+
+@pytest.mark.parametrize("capacity", [0, 1, -3, 2**40, 3.5, True, "big"])
+def test_bad_capacity(capacity, backend):
+    with pytest.raises(ValueError, match="capacity"):
+        pycgroup.Sampler(capacity=capacity, backend=backend)
+
+
+def test_unknown_metric_raises_key_error(backend):
+    with pytest.raises(KeyError, match="memory.current"):
+        pycgroup.Sampler(["memory.curent"], backend=backend)
+
+
+def test_bad_every(backend):
+    with pytest.raises(ValueError, match="every"):
+        pycgroup.Sampler(every={"memory.stat.*": 0}, backend=backend)
+
+
+def test_capacity_rounds_up_to_a_power_of_two(tree, backend):
+    s = pycgroup.Sampler(V2_METRICS, capacity=1000, cgroup=fixture_cgroup(tree), backend=backend)
+    assert s.capacity == 1024
+    assert s._engine.width == len(s.columns) + 1  # memory: capacity × (columns + 1) × 8 bytes
+
+
+def test_default_metrics_leave_out_what_the_cgroup_lacks(tree, backend):
+    s = pycgroup.Sampler(cgroup=fixture_cgroup(tree, "v1"), backend=backend)
+    assert "cpu.pressure.some.total" not in s.columns  # v1 has no PSI
+    assert "memory.events.high" not in s.columns
+    assert {"memory.current", "cpu.stat.nr_throttled", "proc.rss_bytes"} <= set(s.columns)
+
+
+def test_explicit_unavailable_metric_is_kept_missing_with_its_reason(tree, backend):
+    s = pycgroup.Sampler(["memory.high", "memory.current"], cgroup=fixture_cgroup(tree, "v1"),
+                         backend=backend)
+    assert s.unavailable == {"memory.high": "cgroup v1 has no memory.high"}
+    s.sample()
+    assert s.data()["memory.current"].tolist() == [157286400]
+
+
+# --- rows -------------------------------------------------------------------------
+
+def test_native_and_pure_take_the_same_rows_from_a_changing_tree(tree):
+    cg = fixture_cgroup(tree)
+    native = pycgroup.Sampler(V2_METRICS, cgroup=cg, backend="native", every={})
+    pure = pycgroup.Sampler(V2_METRICS, cgroup=cg, backend="pure", every={})
+    steps = [
+        lambda: write(cg, "memory.current", "200000000\n"),
+        lambda: write(cg, "cpu.stat", "nr_periods 5\nusage_usec 99\n"),  # keys moved and gone
+        lambda: write(cg, "memory.max", "max\n"),
+        lambda: write(cg, "memory.events", "low 0\nhigh junk\n"),  # malformed: columns missing
+        lambda: os.remove(os.path.join(cg.paths["unified"], "cpu.pressure")),
+        lambda: write(cg, "memory.stat", "inactive_file 18446744073709551615\n"),
+    ]
+    for step in [lambda: None, *steps]:
+        step()
+        native.sample()
+        pure.sample()
+    a, b = native.data(), pure.data()
+    assert a.columns == b.columns
+    assert np.array_equal(a.to_numpy()[:, 1:], b.to_numpy()[:, 1:])
+    assert a["cpu.stat.nr_throttled"].tolist()[-5:] == [MISSING] * 5
+    assert a["memory.max"].tolist()[-4:] == [UNLIMITED] * 4
+    assert a["memory.events.high"].tolist()[-3:] == [MISSING] * 3
+    assert a["memory.stat.inactive_file"][-1] == 2**63 - 2  # saturated
+    assert native.stats.read_errors == pure.stats.read_errors == 3  # memory.events, 3 rows
+    assert isinstance(native.stats.last_error, pycgroup.ParseError)
+
+
+def test_timestamps_are_the_monotonic_clock(tree, backend):
+    s = pycgroup.Sampler(V2_METRICS, cgroup=fixture_cgroup(tree), backend=backend)
+    before = time.monotonic_ns()
+    t = s.sample()
+    after = time.perf_counter_ns()
+    assert before <= t <= after
+    assert s.data().t_ns.tolist() == [t]
+
+
+def test_data_last_and_since(tree, backend):
+    s = pycgroup.Sampler(V2_METRICS, capacity=8, cgroup=fixture_cgroup(tree), backend=backend)
+    times = [s.sample() for _ in range(20)]
+    assert s.data().t_ns.tolist() == times[-8:]  # the ring holds the newest 8
+    assert s.data(last=3).t_ns.tolist() == times[-3:]
+    assert s.data(since_ns=times[15]).t_ns.tolist() == times[15:]
+    assert s.data(last=2, since_ns=times[15]).t_ns.tolist() == times[-2:]
+    assert len(s.data(last=0)) == 0
+    assert s.stats.dropped == 12  # overwritten before any data() call reached them
+    s.sample()
+    assert s.stats.dropped == 12  # data() had read up to the end
+
+
+def test_every_reads_expensive_files_every_nth_tick(tree):
+    """The thread reads memory.stat every 3rd tick: the column changes only on those rows
+    while a writer keeps rewriting both files."""
+    cg = fixture_cgroup(tree)
+    write(cg, "memory.current", "%010d\n" % 0)  # fixed widths: pwrite replaces in place
+    write(cg, "memory.stat", "inactive_file %010d\n" % 0)
+    s = pycgroup.Sampler(["memory.current", "memory.stat.inactive_file"], cgroup=cg, hz=2000,
+                         every={"memory.stat.*": 3})
+    stop = threading.Event()
+
+    def rewrite():
+        fds = [os.open(os.path.join(cg.paths["unified"], f), os.O_WRONLY)
+               for f in ("memory.current", "memory.stat")]
+        n = 0
+        while not stop.is_set():
+            n += 1
+            os.pwrite(fds[0], b"%010d\n" % n, 0)
+            os.pwrite(fds[1], b"inactive_file %010d\n" % n, 0)
+        for fd in fds:
+            os.close(fd)
+
+    writer = threading.Thread(target=rewrite)
+    writer.start()
+    with s:
+        time.sleep(0.5)
+    stop.set()
+    writer.join()
+    data = s.data()
+    changed = np.flatnonzero(np.diff(data["memory.stat.inactive_file"])) + 1
+    assert len(changed) > 10
+    assert set(changed % 3) == {0}
+    assert len(np.flatnonzero(np.diff(data["memory.current"]))) > len(changed)
+
+
+# --- the background thread --------------------------------------------------------
+
+def test_start_stop_running_and_context_manager(tree, backend):
+    s = pycgroup.Sampler(V2_METRICS, cgroup=fixture_cgroup(tree), hz=1000, backend=backend)
+    assert not s.running
+    with s as same:
+        assert same is s and s.running
+        deadline = time.monotonic() + 5
+        while s.stats.samples < 20 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert not s.running
+    n = s.stats.samples
+    assert n >= 20
+    assert np.all(np.diff(s.data().t_ns) > 0)
+    time.sleep(0.05)
+    assert s.stats.samples == n  # stopped means stopped
+    s.start()
+    s.start()  # starting twice is harmless
+    s.stop()
+    s.stop()
+
+
+def test_stop_returns_within_about_one_period(tree, backend):
+    s = pycgroup.Sampler(V2_METRICS, cgroup=fixture_cgroup(tree), hz=2, backend=backend).start()
+    time.sleep(0.1)
+    began = time.monotonic()
+    s.stop()
+    assert time.monotonic() - began < 1.5  # three periods of 0.5 s
+
+
+def test_removed_cgroup_while_sampling_counts_errors_and_keeps_going(tmp_path, backend):
+    root = "/sys/fs/cgroup/memory"
+    if not os.access(root, os.W_OK):
+        pytest.skip("needs a writable v1 memory hierarchy")
+    path = os.path.join(root, f"pycgroup-test-removed-{os.getpid()}-{backend}")
+    os.mkdir(path)
+    try:
+        cg = pycgroup.CGroup("v1", {"memory": path})
+        s = pycgroup.Sampler(["memory.current", "memory.events.max"], cgroup=cg, hz=1000,
+                             backend=backend).start()
+        time.sleep(0.05)
+    finally:
+        os.rmdir(path)
+    removed_at = time.monotonic_ns()
+    time.sleep(0.1)
+    assert s.running
+    s.stop()
+    stats = s.stats
+    assert stats.read_errors > 0
+    assert isinstance(stats.last_error, OSError) and stats.last_error.errno in (19, 2)
+    data = s.data()
+    after = data["memory.current"][data.t_ns > removed_at + 10_000_000]
+    before = data["memory.current"][data.t_ns < removed_at]
+    assert len(after) > 10 and set(after.tolist()) == {MISSING}
+    assert len(before) > 0 and MISSING not in before.tolist()
+
+
+def test_fork_child_has_no_thread_and_can_start_its_own(tree, backend):
+    s = pycgroup.Sampler(V2_METRICS, cgroup=fixture_cgroup(tree), hz=1000, backend=backend).start()
+    time.sleep(0.05)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            signal_alarm = __import__("signal").alarm
+            signal_alarm(20)  # a deadlock must not hang the suite
+            ok = not s.running
+            s.sample()
+            s.start()
+            n = s.stats.samples
+            time.sleep(0.05)
+            ok = ok and s.running and s.stats.samples > n
+            s.stop()
+            code = 0 if ok else 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert s.running  # the parent's thread goes on
+    s.stop()
+
+
+@pytest.mark.parametrize("hz", [1000, 10000])
+def test_interpreter_exit_with_a_running_sampler(backend, hz):
+    code = (f"import pycgroup, time; s = pycgroup.Sampler(hz={hz}, backend={backend!r}).start(); "
+            "time.sleep(0.05); print('exiting', flush=True)")
+    done = subprocess.run([sys.executable, "-c", code], cwd="/", capture_output=True, text=True,
+                          timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "exiting\n", "")
+
+
+def test_many_threads_reading_and_marking_at_10khz(backend):
+    s = pycgroup.Sampler(hz=10000, capacity=4096, backend=backend).start()
+    errors = []
+
+    def hammer(k):
+        try:
+            for i in range(200):
+                s.mark(f"t{k}")
+                d = s.data(last=256)
+                t = d.t_ns
+                assert np.all(np.diff(t) > 0), "rows out of order"
+                assert len(d) <= 256
+                assert MISSING not in d["proc.rss_bytes"].tolist()
+        except Exception as e:  # collected and re-raised in the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=hammer, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    s.stop()
+    assert errors == []
+    assert len(s.marks()) == 1600 and len(s.marks("t3")) == 200
+    assert s.stats.read_errors == 0
