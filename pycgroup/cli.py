@@ -6,9 +6,11 @@ import argparse
 import dataclasses
 import json
 import sys
+import time
 
 from pycgroup.cgroup import current, of_pid
 from pycgroup.limits import limits
+from pycgroup.sampler import Sampler
 
 USAGE_METRICS = (
     "memory.current", "memory.working_set", "memory.peak", "memory.swap.current",
@@ -40,13 +42,33 @@ def _value(name: str, value: int | None) -> str:
     return str(value)
 
 
-def gather(pid=None, procfs="/proc", rootfs="/") -> dict:
+def summarise(cg, seconds: float, hz: float = 1000.0) -> dict:
+    """Returns what a sampler at hz saw over the next seconds."""
+    sampler = Sampler(hz=hz, cgroup=cg)
+    with sampler:
+        time.sleep(seconds)
+    data = sampler.data()
+    stats = sampler.stats
+    summary = dataclasses.asdict(data.throttling())
+    summary.update(
+        rows=len(data),
+        memory_current_peak_bytes=data.peak("memory.current"),
+        memory_working_set_peak_bytes=data.peak("memory.working_set"),
+        period_error_p99_us=stats.period_error_p99_us,
+        read_errors=stats.read_errors,
+    )
+    sampler.close()
+    return summary
+
+
+def gather(pid=None, procfs="/proc", rootfs="/", seconds: float = 1.0) -> dict:
     """Returns what ``pycgroup info`` shows, as plain data."""
     cg = current(procfs, rootfs) if pid is None else of_pid(pid, procfs, rootfs)
     with cg:
         lim = limits(cg)
         usage = cg.read(USAGE_METRICS)
         unavailable = {n: cg.explain(n) for n, v in usage.items() if v is None}
+        summary = summarise(cg, seconds) if seconds > 0 else None
     return {
         "mode": cg.mode,
         "paths": dict(cg.paths),
@@ -54,6 +76,7 @@ def gather(pid=None, procfs="/proc", rootfs="/") -> dict:
         "limits": dataclasses.asdict(lim),
         "usage": usage,
         "unavailable": unavailable,
+        "sampled": summary,
     }
 
 
@@ -83,7 +106,32 @@ def format_text(info: dict) -> str:
     ]
     for name, value in info["usage"].items():
         lines.append(f"  {name:<27} {_value(name, value)}")
+    if info["sampled"] is not None:
+        lines += ["", *_format_summary(info["sampled"])]
     return "\n".join(lines)
+
+
+def _fraction(value) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _format_summary(s: dict) -> list:
+    cores = "-" if s["cpu_cores_used"] is None else f"{s['cpu_cores_used']:.3f}"
+    limit = s["cpu_limit_cores"]
+    psi = " ".join(f"{k[4:]} {_fraction(s[k])}" for k in
+                   ("psi_cpu_some", "psi_memory_some", "psi_memory_full", "psi_io_some")
+                   if s[k] is not None)
+    return [
+        f"sampled for {s['interval_s']:.2f} s at 1 kHz ({s['rows']} rows, "
+        f"p99 period error {s['period_error_p99_us']:.0f} µs)",
+        f"  cpu cores used     {cores} of {'unlimited' if limit is None else f'{limit:g}'}",
+        f"  cpu throttled      {_fraction(s['cpu_throttled_fraction'])} of periods, "
+        f"{_fraction(s['cpu_throttled_seconds_per_second'])} of the time",
+        f"  memory peak        {_bytes(s['memory_current_peak_bytes'])} "
+        f"(working set {_bytes(s['memory_working_set_peak_bytes'])}); headroom "
+        f"{_bytes(s['memory_headroom_bytes'])}",
+        f"  pressure stalls    {psi or '- (needs cgroup v2)'}",
+    ]
 
 
 def main(argv=None) -> int:
@@ -93,12 +141,14 @@ def main(argv=None) -> int:
     info = commands.add_parser("info", help="show the cgroup mode, paths, limits and usage")
     info.add_argument("--json", action="store_true", help="print JSON for scripts")
     info.add_argument("--pid", type=int, help="another process (default: this one)")
+    info.add_argument("--seconds", type=float, default=1.0,
+                      help="sample at 1 kHz for this long (default: 1; 0: do not sample)")
     info.add_argument("--procfs", default="/proc", help="where procfs is (default: /proc)")
     info.add_argument("--rootfs", default="/",
                       help="the root the cgroup mounts are under (default: /)")
     args = parser.parse_args(argv)
     try:
-        data = gather(args.pid, args.procfs, args.rootfs)
+        data = gather(args.pid, args.procfs, args.rootfs, args.seconds)
     except OSError as e:
         print(f"pycgroup: {e}", file=sys.stderr)
         return 1

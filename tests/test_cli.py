@@ -19,6 +19,7 @@ def test_info_on_this_machine():
     for name, path in cg.paths.items():
         assert f"  {name:<11} {path}\n" in done.stdout
     assert "\nlimits\n" in done.stdout and "\nusage\n" in done.stdout
+    assert "\nsampled for 1." in done.stdout and "  cpu cores used     " in done.stdout
 
 
 def test_info_json_matches_the_api():
@@ -30,13 +31,22 @@ def test_info_json_matches_the_api():
     assert info["limits"]["host_memory_bytes"] == lim.host_memory_bytes
     assert info["limits"]["cpu_count"] == lim.cpu_count
     assert info["usage"]["memory.current"] is None or info["usage"]["memory.current"] > 0
+    sampled = info["sampled"]
+    assert sampled["interval_s"] >= 0.9 and sampled["rows"] > 100
+    assert sampled["cpu_cores_used"] > 0  # at least this process's own start-up
+
+
+def test_info_without_sampling():
+    info = json.loads(run("info", "--json", "--seconds", "0").stdout)
+    assert info["sampled"] is None
 
 
 def test_info_on_a_v2_fixture(tree):
     procfs, rootfs = tree("v2")
-    done = run("info", "--procfs", procfs, "--rootfs", rootfs)
+    done = run("info", "--procfs", procfs, "--rootfs", rootfs, "--seconds", "0.2")
     assert done.returncode == 0, done.stderr
     out = done.stdout
+    assert "  cpu cores used     0.000 of 0.5\n" in out  # the tree's files do not change
     assert "cgroup mode   v2\n" in out
     assert "  memory      1.0 GiB (high 768.0 MiB, swap 0 B)\n" in out
     assert "  cpu quota   0.5 cores;" in out
