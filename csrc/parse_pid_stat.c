@@ -1,15 +1,7 @@
+#define _GNU_SOURCE /* memrchr */
 #include "parse_pid_stat.h"
 
 #include <string.h>
-
-/* Returns the last ')' in [buf, end): comm (field 2) may itself hold spaces and parentheses. */
-static const char *last_paren(const char *buf, const char *end)
-{
-    for (const char *p = end; p > buf; p--)
-        if (p[-1] == ')')
-            return p - 1;
-    return NULL;
-}
 
 /* Returns 0 and fills out[i] with field fields[i] (numbered from 1 as in proc(5), each > 3)
  * as an unsigned number (PCG_VAL_MISSING past the last field), or -PCG_EPARSE.
@@ -27,13 +19,19 @@ int pcg_parse_pid_stat(const char *buf, size_t len, const uint32_t *fields, size
     if (memchr(buf, '\n', (size_t)(end - buf)) != NULL)
         return -PCG_EPARSE;
     const char *p = pcg_scan_u64(buf, end, &pid);
-    const char *paren = last_paren(buf, end);
+    /* comm (field 2) may itself hold spaces and parentheses: it ends at the last ')'. */
+    const char *paren = memrchr(buf, ')', (size_t)(end - buf));
     if (p == NULL || end - p < 2 || memcmp(p, " (", 2) != 0 || paren == NULL || paren < p + 2)
         return -PCG_EPARSE;
 
-    /* Fields from 3 on are single tokens separated by one space. */
+    uint32_t last_wanted = 0;
+    for (size_t i = 0; i < nfields; i++)
+        last_wanted = fields[i] > last_wanted ? fields[i] : last_wanted;
+
+    /* Fields from 3 on are single tokens separated by one space; those after the last
+     * wanted one are not looked at. */
     p = paren + 1;
-    for (uint32_t field = 3; p < end; field++) {
+    for (uint32_t field = 3; p < end && field <= last_wanted; field++) {
         if (*p != ' ')
             return -PCG_EPARSE;
         const char *token = ++p;

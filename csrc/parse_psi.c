@@ -2,14 +2,15 @@
 
 #include <string.h>
 
-/* Returns a pointer past "<label>=" at p, or NULL. */
-static const char *expect(const char *p, const char *end, const char *label)
+/* Returns a pointer past the n-byte label at p, or NULL. */
+static const char *expect_n(const char *p, const char *end, const char *label, size_t n)
 {
-    size_t n = strlen(label);
     if ((size_t)(end - p) < n || memcmp(p, label, n) != 0)
         return NULL;
     return p + n;
 }
+
+#define expect(p, end, literal) expect_n((p), (end), (literal), sizeof(literal) - 1)
 
 /* Returns a pointer past a "<digits>.<digits>" average at p, or NULL. */
 static const char *scan_average(const char *p, const char *end)
@@ -24,13 +25,11 @@ static const char *scan_average(const char *p, const char *end)
 /* Returns true when [p, eol) is "avg10=A avg60=A avg300=A total=N", storing N. */
 static bool scan_fields(const char *p, const char *eol, pcg_value *total)
 {
-    static const char *const averages[] = {"avg10=", " avg60=", " avg300="};
-    for (size_t i = 0; i < 3 && p != NULL; i++) {
-        p = expect(p, eol, averages[i]);
-        if (p != NULL)
-            p = scan_average(p, eol);
-    }
-    if (p == NULL || (p = expect(p, eol, " total=")) == NULL)
+    if ((p = expect(p, eol, "avg10=")) == NULL || (p = scan_average(p, eol)) == NULL ||
+        (p = expect(p, eol, " avg60=")) == NULL || (p = scan_average(p, eol)) == NULL ||
+        (p = expect(p, eol, " avg300=")) == NULL || (p = scan_average(p, eol)) == NULL)
+        return false;
+    if ((p = expect(p, eol, " total=")) == NULL)
         return false;
     if (pcg_scan_u64(p, eol, &total->number) != eol)
         return false;

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* A row slot holds an int64. Two values are reserved as sentinels. */
 #define PCG_MISSING INT64_MIN   /* the file or key is absent, or the read failed */
@@ -45,10 +46,8 @@ static inline const char *pcg_scan_u64(const char *p, const char *end, uint64_t 
 /* Returns the end of the line starting at p: the '\n' or end. */
 static inline const char *pcg_line_end(const char *p, const char *end)
 {
-    for (const char *q = p; q < end; q++)
-        if (*q == '\n')
-            return q;
-    return end;
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    return nl != NULL ? nl : end;
 }
 
 #endif

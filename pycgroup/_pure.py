@@ -121,8 +121,9 @@ def _parse_pid_stat(data: bytes, fields: list[int]) -> list:
     if b"\n" in body or head is None or _u64(head[1]) is None or close < head.end():
         raise _BadContent(1)
     rest = body[close + 1 :]
-    tokens = rest[1:].split(b" ") if rest else []
-    if rest and (not rest.startswith(b" ") or b"" in tokens):
+    needed = max(fields, default=0) - 2  # tokens from field 3 to the last wanted one
+    tokens = rest[1:].split(b" ")[:needed] if rest else []
+    if rest and needed > 0 and (not rest.startswith(b" ") or b"" in tokens):
         raise _BadContent(1)
     out = []
     for field in fields:
