@@ -104,6 +104,17 @@ static int64_t take_row(pcg_sampler *s, uint64_t tick, bool all)
             atomic_store_explicit(&s->last_error_source, (int)i, memory_order_relaxed);
         }
     }
+    for (size_t g = 0; g < s->ngpus; g++) {
+        if (!all && tick % s->gpu_every != 0)
+            continue;
+        int rc = pcg_gpu_read(s->gpus[g], s->row + 1);
+        if (rc != 0) {
+            atomic_fetch_add_explicit(&s->read_errors, 1, memory_order_relaxed);
+            atomic_store_explicit(&s->last_error, rc, memory_order_relaxed);
+            atomic_store_explicit(&s->last_error_source, (int)(s->reader->nsources + g),
+                                  memory_order_relaxed);
+        }
+    }
     pcg_ring_push(s->ring, s->row);
     atomic_fetch_add_explicit(&s->samples, 1, memory_order_relaxed);
     return now;
@@ -152,6 +163,19 @@ static void *run(void *arg)
         }
     }
     return NULL;
+}
+
+/* Returns 0 after giving the sampler GPU groups read on every Nth tick, or -EBUSY. */
+int pcg_sampler_set_gpus(pcg_sampler *s, pcg_gpu **gpus, size_t ngpus, uint32_t every)
+{
+    if (atomic_load(&s->running))
+        return -EBUSY;
+    pthread_mutex_lock(&s->lock);
+    s->gpus = gpus;
+    s->ngpus = ngpus;
+    s->gpu_every = every > 0 ? every : 1;
+    pthread_mutex_unlock(&s->lock);
+    return 0;
 }
 
 /* Returns 0 after starting the thread, -EALREADY if running, or -errno from pthread. */

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "nvml.h"
 #include "reader.h"
 #include "ring.h"
 
@@ -17,6 +18,9 @@ typedef struct pcg_sampler {
     pcg_reader *reader; /* not owned; row column c lands in ring column c + 1 */
     pcg_ring *ring;     /* not owned */
     uint32_t *every;    /* per source: read on every Nth tick (1 = every tick) */
+    pcg_gpu **gpus;     /* not owned: GPU groups, read on every gpu_every-th tick */
+    size_t ngpus;
+    uint32_t gpu_every;
     int64_t *row;       /* the row being built: timestamp, then the reader's columns */
     uint64_t period_ns;
     uint64_t tick;      /* ticks taken by the thread */
@@ -38,6 +42,10 @@ typedef struct pcg_sampler {
  * reader->ncolumns + 1), or -EINVAL / -ENOMEM. every may be NULL (all 1). */
 int pcg_sampler_init(pcg_sampler *s, pcg_reader *reader, pcg_ring *ring, uint64_t period_ns,
                      const uint32_t *every);
+
+/* Returns 0 after giving the sampler GPU groups read on every Nth tick (not while running;
+ * gpus must outlive the sampler), or -EBUSY. */
+int pcg_sampler_set_gpus(pcg_sampler *s, pcg_gpu **gpus, size_t ngpus, uint32_t every);
 
 /* Returns 0 after starting the thread, -EALREADY if running, or -errno from pthread. */
 int pcg_sampler_start(pcg_sampler *s);

@@ -9,11 +9,13 @@
 from pycgroup.cgroup import CGroup, current, of_pid
 from pycgroup.errors import ParseError
 from pycgroup.limits import Limits, available_memory, limits
-from pycgroup.samples import Samples, Throttling
+from pycgroup import gpu
+from pycgroup.samples import GpuThrottling, Samples, Throttling
 from pycgroup.sampler import Mark, Sampler, SamplerStats, Span
 
 __all__ = [
     "CGroup",
+    "GpuThrottling",
     "Limits",
     "Mark",
     "ParseError",
@@ -24,6 +26,7 @@ __all__ = [
     "Throttling",
     "available_memory",
     "current",
+    "gpu",
     "limits",
     "of_pid",
 ]

@@ -6,10 +6,15 @@ import os
 import numpy as np
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from libc.errno cimport EALREADY, EINVAL, ENOMEM, EOVERFLOW
+from libc.errno cimport EALREADY, EINVAL, EIO, ENODEV, ENOENT, ENOMEM, ENOSYS, EOVERFLOW
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 
+from pycgroup._core.nvml cimport (
+    PCG_GPU_NMETRICS, PCG_GPU_NO_COLUMN, pcg_gpu, pcg_gpu_destroy, pcg_gpu_init, pcg_gpu_read,
+    pcg_nvml, pcg_nvml_device_count, pcg_nvml_device_uuid, pcg_nvml_load, pcg_nvml_load_error,
+    pcg_nvml_unload,
+)
 from pycgroup._core.reader cimport (
     pcg_reader, pcg_reader_close, pcg_reader_fill, pcg_reader_init, pcg_reader_open,
     pcg_reader_read,
@@ -19,6 +24,7 @@ from pycgroup._core.ring cimport (
 )
 from pycgroup._core.sampler cimport (
     pcg_sampler, pcg_sampler_destroy, pcg_sampler_grow_outgrown, pcg_sampler_init,
+    pcg_sampler_set_gpus,
     pcg_sampler_lateness_quantile, pcg_sampler_sample_now, pcg_sampler_start, pcg_sampler_stop,
 )
 from pycgroup._core.source cimport (
@@ -211,6 +217,8 @@ cdef class Engine:
     cdef pcg_sampler _sampler
     cdef Reader _reader
     cdef bint _ready
+    cdef list _gpu_groups
+    cdef pcg_gpu **_gpu_pointers
 
     def __cinit__(self, Reader reader, uint64_t capacity, uint64_t period_ns, every=None):
         cdef uint32_t *every_c = NULL
@@ -240,6 +248,23 @@ cdef class Engine:
             with nogil:
                 pcg_sampler_destroy(&self._sampler)
             pcg_ring_free(&self._ring)
+        free(self._gpu_pointers)
+
+    def set_gpus(self, groups, uint32_t every):
+        """Reads these GpuGroups (whose columns index this engine's row, less the
+        timestamp) on every `every`-th tick; not while running."""
+        cdef GpuGroup group
+        cdef pcg_gpu **pointers = <pcg_gpu **>malloc((len(groups) or 1) * sizeof(pcg_gpu *))
+        if pointers == NULL:
+            raise MemoryError()
+        for i, group in enumerate(groups):
+            pointers[i] = &group._gpu
+        if pcg_sampler_set_gpus(&self._sampler, pointers, len(groups), every) != 0:
+            free(pointers)
+            raise RuntimeError("cannot change the GPUs of a running sampler")
+        free(self._gpu_pointers)
+        self._gpu_pointers = pointers
+        self._gpu_groups = list(groups)
 
     @property
     def capacity(self):
@@ -301,9 +326,13 @@ cdef class Engine:
     def stats(self):
         """Returns the counters of the sampler and its ring."""
         error = None
-        if self._sampler.last_error:
-            spec = self._reader.specs[self._sampler.last_error_source]
+        source = self._sampler.last_error_source
+        if self._sampler.last_error and source < len(self._reader.specs):
+            spec = self._reader.specs[source]
             error = error_for(self._sampler.last_error, spec.path, 0, spec.format)
+        elif self._sampler.last_error:
+            group = self._gpu_groups[source - len(self._reader.specs)]
+            error = group.error()
         return {
             "samples": self._sampler.samples,
             "dropped": self._ring.dropped,
@@ -315,3 +344,108 @@ cdef class Engine:
             "lateness_max_us": self._sampler.lateness_max_ns / 1000,
             "position": self._ring.committed,
         }
+
+
+cdef class Nvml:
+    """libnvidia-ml opened with dlopen and initialised; unloaded when collected."""
+
+    cdef pcg_nvml _nvml
+    cdef bint _loaded
+    cdef readonly str path
+
+    def __cinit__(self, path=None):
+        cdef bytes encoded = os.fsencode(path) if path is not None else None
+        cdef const char *path_c = NULL
+        if encoded is not None:
+            path_c = encoded
+        self.path = path or "libnvidia-ml.so.1"
+        rc = pcg_nvml_load(&self._nvml, path_c)
+        if rc != 0:
+            reason = pcg_nvml_load_error().decode(errors="replace")
+            if rc == -EIO:
+                reason += f" (NVML error {self._nvml.last_nvml_error})"
+            raise OSError(-rc, reason, self.path)
+        self._loaded = True
+
+    def __dealloc__(self):
+        if self._loaded:
+            pcg_nvml_unload(&self._nvml)
+
+    def device_count(self):
+        n = pcg_nvml_device_count(&self._nvml)
+        if n < 0:
+            raise OSError(EIO, f"nvmlDeviceGetCount_v2 failed: NVML error {self._nvml.last_nvml_error}")
+        return n
+
+    def uuid(self, unsigned int index):
+        cdef char buf[96]
+        if pcg_nvml_device_uuid(&self._nvml, index, buf, sizeof(buf)) != 0:
+            raise OSError(EIO, f"no UUID for GPU {index}: NVML error {self._nvml.last_nvml_error}")
+        return buf.decode()
+
+
+cdef class GpuGroup:
+    """One GPU's metrics, read into given row columns (PCG_GPU_NO_COLUMN: not read)."""
+
+    cdef pcg_gpu _gpu
+    cdef Nvml _nvml
+    cdef bint _ready
+    cdef readonly str label
+    cdef readonly tuple columns
+
+    def __cinit__(self, Nvml nvml, unsigned int index, columns, unsigned int pid,
+                  uint64_t history_capacity=4096, label=""):
+        cdef uint32_t columns_c[64]
+        if len(columns) != PCG_GPU_NMETRICS:
+            raise ValueError(f"need {PCG_GPU_NMETRICS} columns, got {len(columns)}")
+        for i, c in enumerate(columns):
+            columns_c[i] = PCG_GPU_NO_COLUMN if c is None else c
+        rc = pcg_gpu_init(&self._gpu, &nvml._nvml, index, columns_c, pid, history_capacity)
+        if rc == -ENOMEM:
+            raise MemoryError()
+        if rc != 0:
+            raise OSError(ENODEV, f"no NVML device {index}: NVML error {self._gpu.last_nvml_error}")
+        self._nvml = nvml
+        self._ready = True
+        self.label = label
+        self.columns = tuple(columns)
+
+    def __dealloc__(self):
+        if self._ready:
+            pcg_gpu_destroy(&self._gpu)
+
+    def read_into(self, int64_t[::1] row):
+        """Reads the bound metrics into row; returns 0 or -errno (-ENODEV: GPU lost)."""
+        with nogil:
+            rc = pcg_gpu_read(&self._gpu, &row[0])
+        return rc
+
+    def error(self):
+        """Returns the exception describing the last failed read."""
+        return OSError(ENODEV if self._gpu.lost_reads else EIO,
+                       f"NVML error {self._gpu.last_nvml_error}", self.label)
+
+    @property
+    def lost_reads(self):
+        return self._gpu.lost_reads
+
+    @property
+    def uses_field_values(self):
+        return bool(self._gpu.use_field_values)
+
+    @property
+    def process_struct(self):
+        """Which compute-process entry point the driver answered: "v3", "v2", "v1" or None."""
+        return {0: "v3", 1: "v2", 2: "v1"}.get(self._gpu.process_version)
+
+    def history(self, int kind):
+        """Returns (t_ns, values) of the driver's samples drained so far, oldest first:
+        kind 0 is power in mW, 1 GPU utilisation in %."""
+        cdef uint64_t n, start, i, cap = self._gpu.history[kind].capacity
+        n = min(self._gpu.history[kind].written, cap)
+        start = self._gpu.history[kind].written - n
+        out = np.empty((n, 2), dtype=np.int64)
+        for i in range(n):
+            out[i, 0] = self._gpu.history[kind].rows[(start + i) % cap][0]
+            out[i, 1] = self._gpu.history[kind].rows[(start + i) % cap][1]
+        return out[:, 0], out[:, 1]

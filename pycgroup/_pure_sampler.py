@@ -34,6 +34,12 @@ class PureEngine:
         self._lateness_max_ns = 0
         self._thread = None
         self._stop = threading.Event()
+        self._gpus, self._gpu_every = [], 1
+
+    def set_gpus(self, groups, every: int):
+        if self.running:
+            raise RuntimeError("cannot change the GPUs of a running sampler")
+        self._gpus, self._gpu_every = list(groups), max(1, every)
 
     @property
     def running(self) -> bool:
@@ -46,6 +52,11 @@ class PureEngine:
         if self._reader.read_sources(self._row[1:], due):
             self._read_errors += len(self._reader.errors())
             self._last_error = self._reader.errors()[-1][1]
+        if tick is None or tick % self._gpu_every == 0:
+            for group in self._gpus:
+                if group.read_into(self._row[1:]) != 0:
+                    self._read_errors += 1
+                    self._last_error = group.error()
         if self._position >= self.capacity and self._position - self.capacity >= self._read_end:
             self._dropped += 1
         self._rows[self._position % self.capacity] = self._row

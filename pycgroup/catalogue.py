@@ -12,6 +12,7 @@ import difflib
 import os
 from dataclasses import dataclass
 
+from pycgroup import gpu
 from pycgroup.formats import Format
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -191,6 +192,9 @@ def static_names() -> list[str]:
 
 def kind(name: str) -> str:
     """Returns COUNTER or GAUGE for a canonical name."""
+    gpu_name = gpu.NAME.fullmatch(name)
+    if gpu_name and gpu_name[2] in gpu.METRICS:
+        return COUNTER if gpu_name[2] in gpu.COUNTERS else GAUGE
     if name in TABLE:
         return TABLE[name][0]
     if name in PROCESS_AND_HOST:
@@ -205,7 +209,9 @@ def kind(name: str) -> str:
 
 def unknown_metric(name: str, extra: list[str] = ()) -> KeyError:
     """Returns the KeyError for a name that is not in the catalogue, naming close matches."""
-    close = difflib.get_close_matches(name, [*static_names(), *extra], n=3, cutoff=0.6)
+    gpu_names = [f"gpu0.{m}" for m in gpu.METRICS]
+    close = difflib.get_close_matches(name, [*static_names(), *gpu_names, *extra], n=3,
+                                      cutoff=0.6)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     return KeyError(f"unknown metric {name!r}{hint}")
 
@@ -225,10 +231,15 @@ def _version_for(paths: dict, controller: str) -> str | None:
     return "v2" if "unified" in paths else None
 
 
-def resolve(name: str, paths: dict, procfs: str, pid) -> Source | Derived | Unavailable:
+def resolve(name: str, paths: dict, procfs: str, pid) -> "Source | Derived | Unavailable | gpu.GpuSource":
     """Returns where name is read for a process in the cgroups of paths; raises KeyError
     for a name the catalogue does not know. A memory.stat key outside the documented
     list is accepted and found missing if the file does not have it."""
+    gpu_name = gpu.NAME.fullmatch(name)
+    if gpu_name:
+        if gpu_name[2] not in gpu.METRICS:
+            raise unknown_metric(name)
+        return gpu.resolve(int(gpu_name[1]), gpu_name[2])
     if name in PROCESS_AND_HOST:
         _, file, fmt, key, mul, div = PROCESS_AND_HOST[name]
         path = os.path.join(procfs, str(pid), file) if file == "stat" else os.path.join(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from pycgroup import catalogue, discovery, plan
+from pycgroup import catalogue, discovery, gpu, plan
 from pycgroup.catalogue import Derived, Source, Unavailable
 from pycgroup.formats import Format
 
@@ -49,6 +49,9 @@ class CGroup:
         memory_stat = self.resolve(catalogue.WORKING_SET_INPUTS[1])
         if isinstance(memory_stat, Source) and memory_stat.version == "v2":
             names += [catalogue.MEMORY_STAT_PREFIX + k for k in _keys_of(memory_stat.path)]
+        if gpu.available():
+            names += [f"gpu{n}.{m}" for n in range(len(gpu.visible_devices()))
+                      for m in gpu.METRICS]
         available = []
         for name in sorted(set(names)):
             where = self.resolve(name)
@@ -71,7 +74,7 @@ class CGroup:
         if current is None:
             current = plan.build(names, self.resolve, backend)
             self._plans[key] = current
-        return current.values(current.reader.read())
+        return current.values(current.read())
 
     def close(self) -> None:
         """Closes the files that reads keep open."""
@@ -99,6 +102,8 @@ def missing_reason(where) -> str | None:
     """Returns why a resolved metric cannot be read now, or None when it can."""
     if isinstance(where, Unavailable):
         return where.reason
+    if isinstance(where, gpu.GpuSource):
+        return None
     if not os.path.exists(where.path):
         return f"{where.path} does not exist"
     if where.format in (Format.FLAT_KEYED, Format.COLON_KEYED):

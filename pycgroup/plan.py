@@ -6,7 +6,9 @@ import errno
 import os
 from dataclasses import dataclass
 
-from pycgroup import catalogue
+import numpy as np
+
+from pycgroup import catalogue, gpu
 from pycgroup.backends import reader_class
 from pycgroup.catalogue import Derived, Source, Unavailable
 from pycgroup.formats import MISSING, UNLIMITED, Field, SourceSpec
@@ -22,6 +24,21 @@ class Plan:
     column: dict  # input name -> row column
     unavailable: dict  # name -> reason
     reader: object
+    gpu_groups: list  # one per GPU, filling the columns after the files'
+
+    @property
+    def ncolumns(self) -> int:
+        return self.reader.ncolumns
+
+    def read(self) -> np.ndarray:
+        """Returns one row (int64) of every input; raises the first error met."""
+        row = np.empty(self.ncolumns, dtype=np.int64)
+        if self.reader.read_into(row):
+            raise self.reader.errors()[0][1]
+        for group in self.gpu_groups:
+            if group.read_into(row) != 0:
+                raise group.error()
+        return row
 
     def values(self, row) -> dict:
         """Returns {name: int or None} for the asked names from one row."""
@@ -64,7 +81,7 @@ def build(names, resolve, backend: str = "native") -> Plan:
                     inputs.append(dependency)
                 else:
                     unavailable[name] = f"needs {dependency}: {found.reason}"
-        elif isinstance(where, Source):
+        elif isinstance(where, (Source, gpu.GpuSource)):
             sources[name] = where
             inputs.append(name)
         else:
@@ -73,6 +90,9 @@ def build(names, resolve, backend: str = "native") -> Plan:
     column, column_of_field, by_file = {}, {}, {}
     for name in inputs:
         src = sources[name]
+        if isinstance(src, gpu.GpuSource):
+            continue  # GPU columns come after the files'
+
         field_id = (src.path, src.format, src.key, src.mul, src.div, src.unlimited_at)
         if field_id not in column_of_field:  # two names may share one field
             column_of_field[field_id] = len(column_of_field)
@@ -81,6 +101,10 @@ def build(names, resolve, backend: str = "native") -> Plan:
         column[name] = column_of_field[field_id]
     specs = [SourceSpec(path, fmt, fields) for (path, fmt), fields in by_file.items()]
     ncolumns = len(column_of_field)
+    for name in inputs:
+        if isinstance(sources[name], gpu.GpuSource):
+            column[name] = ncolumns
+            ncolumns += 1
     reader = reader_class(backend)(specs, ncolumns)
     for index, error in reader.open_errors().items():
         if error.errno not in (errno.ENOENT, errno.ENODEV):
@@ -89,4 +113,12 @@ def build(names, resolve, backend: str = "native") -> Plan:
             if sources[name].path == specs[index].path:
                 unavailable.setdefault(name, f"{specs[index].path} does not exist")
                 column.pop(name, None)
-    return Plan(names, inputs, sources, column, unavailable, reader)
+    try:
+        groups = gpu.groups(sources, column, backend)
+    except gpu.GpuUnavailable as e:
+        groups = []
+        for name in inputs:
+            if isinstance(sources[name], gpu.GpuSource):
+                unavailable[name] = e.strerror
+                column.pop(name, None)
+    return Plan(names, inputs, sources, column, unavailable, reader, groups)

@@ -33,6 +33,9 @@ DEFAULT_METRICS = (
 #: memory.stat costs the kernel a walk of every counter it prints (measured in bench/:
 #: several times memory.current or cpu.stat), so by default it is read every 10th tick.
 DEFAULT_EVERY = {"memory.stat.*": 10}
+#: NVML calls serialise on the driver's lock and can stall the CUDA launches of the job
+#: being watched: GPU metrics are read no faster than this unless "gpu*" in `every` says.
+GPU_DEFAULT_HZ = 100.0
 MAX_HZ = 100_000.0
 MAX_CAPACITY = 2**30
 
@@ -102,6 +105,7 @@ class Sampler:
         self.columns = tuple(self._plan.inputs)
         self.unavailable = dict(self._plan.unavailable)
         self._every = self._source_divisors(every)
+        self.gpu_every = every.get("gpu*", max(1, math.ceil(self.hz / GPU_DEFAULT_HZ)))
         self._engine = self._make_engine()
         lim = read_limits(self.cgroup, backend)
         self._effective_memory = lim.effective_memory_bytes
@@ -113,7 +117,8 @@ class Sampler:
     def _source_divisors(self, every) -> list:
         divisors = []
         for spec in self._plan.reader.specs:
-            names = [n for n, src in self._plan.sources.items() if src.path == spec.path]
+            names = [n for n, src in self._plan.sources.items()
+                     if getattr(src, "path", None) == spec.path]
             matched = [d for pattern, d in every.items() for n in names
                        if fnmatch.fnmatchcase(n, pattern)]
             divisors.append(min(matched) if matched else 1)
@@ -124,7 +129,9 @@ class Sampler:
             from pycgroup._native import Engine
         else:
             from pycgroup._pure_sampler import PureEngine as Engine
-        return Engine(self._plan.reader, self.capacity, self.period_ns, self._every)
+        engine = Engine(self._plan.reader, self.capacity, self.period_ns, self._every)
+        engine.set_gpus(self._plan.gpu_groups, self.gpu_every)
+        return engine
 
     def _check_fork(self):
         """After fork the child reopens its files: /proc/self/stat opened by the parent
@@ -133,6 +140,7 @@ class Sampler:
             self._pid = os.getpid()
             self._plan = plan.build(self._plan.names, self.cgroup.resolve, self.backend)
             self._engine.replace_reader(self._plan.reader)
+            self._engine.set_gpus(self._plan.gpu_groups, self.gpu_every)
 
     # --- taking rows ------------------------------------------------------------------
 
@@ -218,6 +226,19 @@ class Sampler:
             else:
                 table[name + ".peak"] = _floats(i.peak(name) for i in intervals)
         return table
+
+    def gpu_history(self, gpu: int = 0) -> dict:
+        """Returns the driver's own samples of gpu<N> drained so far, oldest first:
+        {"power_mw": (t_ns, values), "util.gpu": (t_ns, values)}. NVML keeps these at its
+        own rate (often every 10-20 ms), so they give GPU history finer than the rate at
+        which GPU metrics are polled. Their timestamps are mapped onto CLOCK_MONOTONIC."""
+        empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+        for group in self._plan.gpu_groups:
+            if group.label == f"gpu{gpu}":
+                if not hasattr(group, "history"):
+                    return {"power_mw": empty, "util.gpu": empty}
+                return {"power_mw": group.history(0), "util.gpu": group.history(1)}
+        raise KeyError(f"gpu{gpu} is not sampled")
 
     def close(self) -> None:
         """Stops sampling and closes the files."""

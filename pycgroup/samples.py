@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pycgroup import catalogue
+from pycgroup import catalogue, gpu
 from pycgroup.formats import MISSING, UNLIMITED
 
 #: Throttling field -> the PSI counter it is the stall fraction of.
@@ -15,6 +15,19 @@ PSI_FIELDS = {
     f"psi_{resource}_{line}": f"{resource}.pressure.{line}.total"
     for resource in ("cpu", "memory", "io") for line in ("some", "full")
 }
+
+
+@dataclass(frozen=True)
+class GpuThrottling:
+    """Why one GPU was slowed over a window."""
+
+    gpu: int  # N of gpuN
+    # Δviolation_ns / Δt per reason ("power", "thermal", ...): exact at any sampling rate,
+    # because the driver's counters are cumulative.
+    violation_fraction: dict
+    # The fraction of sampled rows with each clock-event bit set ("sw_power_cap", ...).
+    clock_event_fraction: dict
+    average_power_w: float | None  # Δenergy / Δt
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,7 @@ class Throttling:
     memory_max_events: int | None
     oom_kills: int | None
     memory_headroom_bytes: int | None  # effective memory limit - peak working set
+    gpus: tuple = ()  # GpuThrottling for each sampled GPU
 
 
 class Samples:
@@ -165,7 +179,27 @@ class Samples:
             memory_max_events=self.total("memory.events.max"),
             oom_kills=self.total("memory.events.oom_kill"),
             memory_headroom_bytes=headroom,
+            gpus=tuple(self._gpu_throttling(n) for n in self._gpus()),
         )
+
+    def _gpus(self) -> list:
+        return sorted({int(m[1]) for m in map(gpu.NAME.fullmatch, self.columns) if m})
+
+    def _gpu_throttling(self, n: int) -> GpuThrottling:
+        prefix = f"gpu{n}."
+        violations = {}
+        for metric in gpu.METRICS:
+            if metric.startswith("violation.") and prefix + metric in self:
+                reason = metric[len("violation."):-len("_ns")]
+                violations[reason] = self._per_second(prefix + metric, 1e-9)
+        events = {}
+        if prefix + "clock_event_reasons" in self:
+            reasons = self[prefix + "clock_event_reasons"]
+            present = reasons[reasons != MISSING]
+            for name, bit in gpu.CLOCK_EVENT_BITS.items():
+                events[name] = float(np.mean((present & bit) != 0)) if len(present) else None
+        energy = self._per_second(prefix + "energy_mj", 1e-3)
+        return GpuThrottling(n, violations, events, energy)
 
     def between(self, start_ns: int, end_ns: int) -> "Samples":
         """Returns the rows with start_ns <= t_ns <= end_ns."""

@@ -22,7 +22,7 @@ def build(tmp_path_factory, program, sanitizers):
     sources = sorted(glob.glob(os.path.join(CSRC, "*.c")))
     subprocess.run(
         [compiler, "-std=c11", "-g", "-O1", "-Wall", "-Wextra", "-Werror", "-pthread",
-         f"-fsanitize={sanitizers}", "-fno-sanitize-recover=all", "-I", CSRC,
+         f"-fsanitize={sanitizers}", "-fno-sanitize-recover=all", "-I", CSRC, "-ldl",
          *sources, os.path.join(HERE, "fuzz", f"{program}.c"), "-o", binary],
         check=True,
     )
