@@ -183,7 +183,12 @@ static void read_counters(pcg_gpu *g, int64_t *row)
 {
     nvmlFieldValue_t fields[1 + NVML_PERF_POLICY_COUNT_USED];
     bool done[1 + NVML_PERF_POLICY_COUNT_USED] = {false};
+    bool any = wanted(g, PCG_GPU_ENERGY_MJ);
     int n = 0;
+    for (int p = 0; p < NVML_PERF_POLICY_COUNT_USED; p++)
+        any |= wanted(g, (enum pcg_gpu_metric)(PCG_GPU_VIOLATION_POWER_NS + p));
+    if (!any)
+        return; /* no call at all when neither energy nor a violation counter is wanted */
     if (g->use_field_values) {
         memset(fields, 0, sizeof fields);
         fields[n++].fieldId = NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION;

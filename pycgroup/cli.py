@@ -8,6 +8,7 @@ import json
 import sys
 import time
 
+from pycgroup import gpu
 from pycgroup.cgroup import current, of_pid
 from pycgroup.limits import limits
 from pycgroup.sampler import Sampler
@@ -77,7 +78,22 @@ def gather(pid=None, procfs="/proc", rootfs="/", seconds: float = 1.0) -> dict:
         "usage": usage,
         "unavailable": unavailable,
         "sampled": summary,
+        "gpu": gpu_info(),
     }
+
+
+def gpu_info() -> dict:
+    """Returns whether GPU metrics can be read, why not, and the GPUs this process sees."""
+    reason = gpu.unavailable_reason()
+    devices = []
+    if reason is None:
+        for n, index in enumerate(gpu.visible_devices()):
+            if isinstance(index, str):
+                devices.append({"name": f"gpu{n}", "unsupported": index})
+            else:
+                devices.append({"name": f"gpu{n}", "nvml_index": index,
+                                "uuid": gpu.nvml().uuid(index)})
+    return {"available": reason is None, "reason": reason, "devices": devices}
 
 
 def format_text(info: dict) -> str:
@@ -108,6 +124,12 @@ def format_text(info: dict) -> str:
         lines.append(f"  {name:<27} {_value(name, value)}")
     if info["sampled"] is not None:
         lines += ["", *_format_summary(info["sampled"])]
+    g = info["gpu"]
+    lines += ["", "gpus"]
+    if not g["available"]:
+        lines.append(f"  unavailable: {g['reason']}")
+    for d in g["devices"]:
+        lines.append(f"  {d['name']:<11} {d.get('uuid') or d.get('unsupported')}")
     return "\n".join(lines)
 
 

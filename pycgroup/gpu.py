@@ -181,10 +181,13 @@ class PureGpuGroup:
         except ImportError:
             raise GpuUnavailable(2, "the pure backend reads GPUs through nvidia-ml-py, which "
                                     "is not installed", "pynvml") from None
-        if library_path() and pynvml.nvmlLib is None:
+        path = library_path()
+        if path and getattr(pynvml.nvmlLib, "_name", None) != path:
             import ctypes
 
-            pynvml.nvmlLib = ctypes.CDLL(library_path())  # the library pycgroup was told of
+            # Point nvidia-ml-py at the library pycgroup was told of.
+            pynvml.nvmlLib = ctypes.CDLL(path)
+            getattr(pynvml, "_nvmlGetFunctionPointer_cache", {}).clear()
         pynvml.nvmlInit()
         self._nvml = pynvml
         self._handle = pynvml.nvmlDeviceGetHandleByIndex(index)

@@ -102,7 +102,9 @@ class Sampler:
             for name in names:
                 self.cgroup.resolve(name)  # KeyError for unknown names
         self._plan = plan.build(names, self.cgroup.resolve, backend)
-        self.columns = tuple(self._plan.inputs)
+        # Names in row order (files first, then GPUs); no two inputs share a column.
+        self.columns = tuple(sorted(self._plan.column, key=self._plan.column.get))
+        assert len(set(self._plan.column.values())) == len(self.columns)
         self.unavailable = dict(self._plan.unavailable)
         self._every = self._source_divisors(every)
         self.gpu_every = every.get("gpu*", max(1, math.ceil(self.hz / GPU_DEFAULT_HZ)))

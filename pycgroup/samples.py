@@ -65,6 +65,7 @@ class Samples:
 
     def __init__(self, rows: np.ndarray, columns, *, effective_memory_bytes=None,
                  cpu_limit_cores=None):
+        """rows: column 0 is t_ns; column i + 1 holds columns[i]."""
         self._rows = rows
         self.columns = tuple(columns)
         self._index = {name: i + 1 for i, name in enumerate(self.columns)}

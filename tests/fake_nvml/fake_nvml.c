@@ -39,7 +39,7 @@ struct gpu {
 };
 
 static struct gpu gpus[MAX_GPUS];
-static int gpu_count, field_values_ok = 1;
+static int gpu_count, field_values_ok = 1, init_count;
 static unsigned long long calls;
 
 static int metric_index(const char *name)
@@ -94,8 +94,11 @@ EXPORT unsigned long long fake_nvml_calls(void)
     return calls;
 }
 
+/* Like NVML, initialisation is counted: the script is read by the first nvmlInit only. */
 static nvmlReturn_t load_script(void)
 {
+    if (init_count++ > 0)
+        return NVML_SUCCESS;
     const char *path = getenv("FAKE_NVML_SCRIPT");
     char line[256], key[64], value[160];
     FILE *f = path ? fopen(path, "r") : NULL;
@@ -126,7 +129,12 @@ static nvmlReturn_t check(struct gpu *d, int m)
 EXPORT nvmlReturn_t nvmlInit_v2(void) { calls++; return load_script(); }
 #endif
 EXPORT nvmlReturn_t nvmlInitWithFlags(unsigned int flags) { (void)flags; calls++; return load_script(); }
-EXPORT nvmlReturn_t nvmlShutdown(void) { calls++; return NVML_SUCCESS; }
+EXPORT nvmlReturn_t nvmlShutdown(void)
+{
+    calls++;
+    init_count = init_count > 0 ? init_count - 1 : 0;
+    return NVML_SUCCESS;
+}
 EXPORT const char *nvmlErrorString(nvmlReturn_t rc)
 {
     return rc == NVML_ERROR_NOT_SUPPORTED ? "Not Supported" : rc == NVML_ERROR_GPU_IS_LOST ? "GPU is lost" : "Unknown Error";
