@@ -274,14 +274,18 @@ static int64_t realtime_offset_ns(void)
     return ((int64_t)r.tv_sec - (int64_t)m.tv_sec) * 1000000000 + (r.tv_nsec - m.tv_nsec);
 }
 
-/* Drains the driver's sample buffers of power and utilisation into the histories. */
+/* Drains the driver's sample buffers of power and utilisation into the histories. The
+ * realtime-to-monotonic offset only moves when the clock is stepped or slewed, so it is
+ * measured again every 256 drains rather than on each (two clock reads each time). */
 static void drain_history(pcg_gpu *g)
 {
     static const int types[2] = {NVML_TOTAL_POWER_SAMPLES, NVML_GPU_UTILIZATION_SAMPLES};
     nvmlSample_t samples[PCG_GPU_MAX_SAMPLES];
-    if (g->nvml->samples == NULL)
+    if (g->nvml->samples == NULL || (g->history[0].rows == NULL && g->history[1].rows == NULL))
         return;
-    int64_t offset = realtime_offset_ns();
+    if (g->drains++ % 256 == 0)
+        g->realtime_offset_ns = realtime_offset_ns();
+    int64_t offset = g->realtime_offset_ns;
     for (int h = 0; h < 2; h++) {
         pcg_gpu_history *hist = &g->history[h];
         if (hist->rows == NULL)

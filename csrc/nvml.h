@@ -78,6 +78,8 @@ typedef struct pcg_gpu {
     int process_version;     /* index into nvml->processes that works, or -1 until known */
     unsigned int pid;        /* this process's PID as the driver reports it; 0: unknown */
     pcg_gpu_history history[2]; /* [0] power (mW), [1] GPU utilisation (%) */
+    int64_t realtime_offset_ns; /* CLOCK_REALTIME - CLOCK_MONOTONIC, refreshed now and then */
+    uint32_t drains;         /* history drains since the offset was measured */
     uint64_t lost_reads;     /* reads that found the GPU lost */
     int last_nvml_error;
 } pcg_gpu;

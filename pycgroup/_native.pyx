@@ -420,6 +420,15 @@ cdef class GpuGroup:
             rc = pcg_gpu_read(&self._gpu, &row[0])
         return rc
 
+    def read_many(self, row_array, int times):
+        """Reads the group `times` times in a C loop (for benchmarks); returns the last rc."""
+        cdef int64_t[::1] row = row_array
+        cdef int rc = 0
+        with nogil:
+            for _ in range(times):
+                rc = pcg_gpu_read(&self._gpu, &row[0])
+        return rc
+
     def error(self):
         """Returns the exception describing the last failed read."""
         return OSError(ENODEV if self._gpu.lost_reads else EIO,

@@ -15,3 +15,11 @@ def test_every_metric_is_documented():
     assert [n for n in names if f"| `{n}` |" not in text] == []
     assert [k for k in catalogue.V1_MEMORY_STAT_KEYS if f"`{k}`" not in text
             and not k.startswith(("workingset_", "inactive_", "active_", "unevictable", "pg"))] == []
+
+
+def test_every_gpu_metric_is_documented():
+    from pycgroup import gpu
+
+    with open(DOCS) as f:
+        text = f.read()
+    assert [m for m in gpu.METRICS if f"| `gpuN.{m}` |" not in text] == []
