@@ -23,3 +23,24 @@ def tree(tmp_path):
         return str(root / "proc"), str(root)
 
     return copy
+
+
+@pytest.fixture
+def live_cgroups():
+    """Returns a function making nested test cgroups in the hierarchies named (skipping,
+    with the reason, where the kernel mounts none writable); removes them afterwards."""
+    from live import LiveCgroups
+
+    made = []
+
+    def make(*controllers, optional=()):
+        cgroups = LiveCgroups([*controllers, *optional])
+        made.append(cgroups)
+        missing = [c for c in controllers if c not in cgroups.leaves]
+        if missing:
+            pytest.skip(f"this kernel mounts no writable {', '.join(missing)} hierarchy")
+        return cgroups
+
+    yield make
+    for cgroups in made:
+        cgroups.remove()

@@ -8,30 +8,10 @@ import sys
 import pytest
 
 import pycgroup
-from live import PREFIX, LiveCgroups, mount_points
+from live import PREFIX, mount_points
 
 MiB = 2**20
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creating cgroups needs root")
-
-
-@pytest.fixture
-def cgroups():
-    made = []
-
-    def make(*controllers):
-        live = LiveCgroups(controllers)
-        made.append(live)
-        return live
-
-    yield make
-    for live in made:
-        live.remove()
-
-
-def require(live, *controllers):
-    missing = [c for c in controllers if c not in live.leaves]
-    if missing:
-        pytest.skip(f"this kernel mounts no writable {', '.join(missing)} hierarchy")
 
 
 REPORT = """
@@ -56,9 +36,8 @@ def report(live, names):
     return out["native"]
 
 
-def test_v1_limits_seen_from_inside(cgroups):
-    live = cgroups("memory", "cpu", "cpuacct", "pids")
-    require(live, "memory", "cpu", "pids")
+def test_v1_limits_seen_from_inside(live_cgroups):
+    live = live_cgroups("memory", "cpu", "pids", optional=("cpuacct",))
     live.set("memory", "memory.limit_in_bytes", 256 * MiB, "parent")
     live.set("memory", "memory.limit_in_bytes", 512 * MiB)  # looser than the parent
     live.set("cpu", "cpu.cfs_period_us", 100000)
@@ -89,9 +68,8 @@ def test_v1_limits_seen_from_inside(cgroups):
     assert lim["pids_max"] == 50
 
 
-def test_v1_parent_quota_is_the_tightest(cgroups):
-    live = cgroups("cpu")
-    require(live, "cpu")
+def test_v1_parent_quota_is_the_tightest(live_cgroups):
+    live = live_cgroups("cpu")
     live.set("cpu", "cpu.cfs_quota_us", 50000, "parent")
     got = report(live, ["cpu.max.quota_usec"])
     assert got["read"]["cpu.max.quota_usec"] is None  # the leaf is unlimited
@@ -99,9 +77,8 @@ def test_v1_parent_quota_is_the_tightest(cgroups):
     assert got["limits"]["cpu_count"] == 1
 
 
-def test_unified_hierarchy_and_pressure(cgroups):
-    live = cgroups("unified")
-    require(live, "unified")
+def test_unified_hierarchy_and_pressure(live_cgroups):
+    live = live_cgroups("unified")
     got = report(live, ["cpu.pressure.some.total", "memory.pressure.some.total",
                         "cpu.stat.usage_usec"])
     assert got["paths"]["unified"] == live.leaves["unified"]
@@ -110,9 +87,8 @@ def test_unified_hierarchy_and_pressure(cgroups):
         assert got["read"]["memory.pressure.some.total"] >= 0
 
 
-def test_of_pid_watches_another_process(cgroups):
-    live = cgroups("memory", "cpu")
-    require(live, "memory")
+def test_of_pid_watches_another_process(live_cgroups):
+    live = live_cgroups("memory", optional=("cpu",))
     live.set("memory", "memory.limit_in_bytes", 128 * MiB)
     child = live.popen([sys.executable, "-c", "import time; print('ready', flush=True); "
                         "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
@@ -136,9 +112,8 @@ def test_live_reads_agree_between_backends():
     assert cg.read(stable) == cg.read(stable, backend="pure")
 
 
-def test_info_command_inside_a_limited_cgroup(cgroups):
-    live = cgroups("memory", "cpu")
-    require(live, "memory", "cpu")
+def test_info_command_inside_a_limited_cgroup(live_cgroups):
+    live = live_cgroups("memory", "cpu")
     live.set("memory", "memory.limit_in_bytes", 300 * MiB)
     live.set("cpu", "cpu.cfs_quota_us", 25000)
     done = subprocess.run(["pycgroup", "info", "--json"], preexec_fn=live.join,

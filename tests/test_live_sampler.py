@@ -10,28 +10,10 @@ import numpy as np
 import pytest
 
 import pycgroup
-from live import LiveCgroups
 from pycgroup.formats import MISSING
 
 MiB = 2**20
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creating cgroups needs root")
-
-
-@pytest.fixture
-def live():
-    made = []
-
-    def make(*controllers):
-        cgroups = LiveCgroups(controllers)
-        made.append(cgroups)
-        missing = [c for c in controllers if c not in cgroups.leaves]
-        if missing:
-            pytest.skip(f"this kernel mounts no writable {', '.join(missing)} hierarchy")
-        return cgroups
-
-    yield make
-    for cgroups in made:
-        cgroups.remove()
 
 
 def start_child(cgroups, code):
@@ -41,12 +23,12 @@ def start_child(cgroups, code):
     return child
 
 
-def test_cpu_quota_half_a_core(live, backend):
+def test_cpu_quota_half_a_core(live_cgroups, backend):
     """A busy loop under quota 50000/100000 uses 0.5 cores and is throttled in nearly every
     period. Tolerances: usage within [0.40, 0.55] cores over 2 s (the quota allows 0.5 plus
     at most one period's 50 ms; the lower bound leaves 20% for a busy host stealing CPU);
     throttled in >= 90% of periods; throttled time growing at >= 0.3 s per second."""
-    cgroups = live("cpu", "cpuacct")
+    cgroups = live_cgroups("cpu", "cpuacct")
     cgroups.set("cpu", "cpu.cfs_period_us", 100000)
     cgroups.set("cpu", "cpu.cfs_quota_us", 50000)
     child = start_child(cgroups, "while True: pass")
@@ -72,10 +54,10 @@ def test_cpu_quota_half_a_core(live, backend):
     assert len(data) > 1000  # most of the 2000 ticks, whatever the host's scheduling
 
 
-def test_memory_follows_an_allocating_child(live, backend):
+def test_memory_follows_an_allocating_child(live_cgroups, backend):
     """memory.current and the working set rise by the 200 MiB the child writes (anonymous
     memory is never inactive_file), within 10% for the page cache and runtime around it."""
-    cgroups = live("memory")
+    cgroups = live_cgroups("memory")
     code = ("import sys, time\nchunks = []\n"
             "for i in range(4):\n"
             "    chunks.append(bytearray(b'\\x01') * (50 << 20))\n"
