@@ -113,7 +113,7 @@ class Sampler:
         self._effective_memory = lim.effective_memory_bytes
         self._cpu_limit = lim.cpu_quota_cores
         self._marks: list = []
-        self._pid = os.getpid()
+        self._forked = False  # set in a fork's child by _after_fork_in_child
         _live_samplers.add(self)
 
     def _source_divisors(self, every) -> list:
@@ -137,9 +137,9 @@ class Sampler:
 
     def _check_fork(self):
         """After fork the child reopens its files: /proc/self/stat opened by the parent
-        still describes the parent."""
-        if self._pid != os.getpid():
-            self._pid = os.getpid()
+        still describes the parent. (A flag, not a getpid() syscall on every sample.)"""
+        if self._forked:
+            self._forked = False
             self._plan = plan.build(self._plan.names, self.cgroup.resolve, self.backend)
             self._engine.replace_reader(self._plan.reader)
             self._engine.set_gpus(self._plan.gpu_groups, self.gpu_every)
@@ -301,6 +301,7 @@ def _stop_all_at_exit():
 def _after_fork_in_child():
     for sampler in list(_live_samplers):
         sampler._engine.after_fork_in_child()
+        sampler._forked = True
 
 
 atexit.register(_stop_all_at_exit)

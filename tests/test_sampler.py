@@ -227,7 +227,9 @@ def test_fork_child_has_no_thread_and_can_start_its_own(tree, backend):
             signal_alarm = __import__("signal").alarm
             signal_alarm(20)  # a deadlock must not hang the suite
             ok = not s.running
+            parent_reader = s._plan.reader
             s.sample()
+            ok = ok and s._plan.reader is not parent_reader  # reopened: /proc/self is ours
             s.start()
             n = s.stats.samples
             time.sleep(0.05)
