@@ -16,7 +16,6 @@ Prints a Markdown report; exits 1 if a value disagrees.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import time

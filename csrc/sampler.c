@@ -219,15 +219,8 @@ int64_t pcg_sampler_sample_now(pcg_sampler *s)
 /* Returns how many buffers were doubled for sources whose content outgrew them. */
 int pcg_sampler_grow_outgrown(pcg_sampler *s)
 {
-    int grown = 0;
-    pthread_mutex_lock(&s->lock);
-    for (size_t i = 0; i < s->reader->nsources; i++) {
-        pcg_source *src = &s->reader->sources[i];
-        if (src->error == -EOVERFLOW && pcg_source_grow(src) == 0) {
-            src->error = 0;
-            grown++;
-        }
-    }
+    pthread_mutex_lock(&s->lock); /* the thread must not read a buffer being replaced */
+    int grown = pcg_reader_grow_outgrown(s->reader);
     pthread_mutex_unlock(&s->lock);
     return grown;
 }

@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from libc.errno cimport EALREADY, EINVAL, EIO, ENODEV, ENOENT, ENOMEM, ENOSYS, EOVERFLOW
+from libc.errno cimport EALREADY, EINVAL, EIO, ENODEV, ENOMEM, EOVERFLOW
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 
@@ -16,8 +16,8 @@ from pycgroup._core.nvml cimport (
     pcg_nvml_unload,
 )
 from pycgroup._core.reader cimport (
-    pcg_reader, pcg_reader_close, pcg_reader_fill, pcg_reader_init, pcg_reader_open,
-    pcg_reader_read,
+    pcg_reader, pcg_reader_close, pcg_reader_fill, pcg_reader_grow_outgrown, pcg_reader_init,
+    pcg_reader_open, pcg_reader_read,
 )
 from pycgroup._core.ring cimport (
     pcg_ring, pcg_ring_copy, pcg_ring_free, pcg_ring_init, pcg_ring_position_at,
@@ -29,7 +29,7 @@ from pycgroup._core.sampler cimport (
 )
 from pycgroup._core.source cimport (
     PCG_FMT_COLON_KEYED, PCG_FMT_CPU_MAX, PCG_FMT_FLAT_KEYED, PCG_FMT_PID_STAT, PCG_FMT_PSI,
-    PCG_FMT_QUOTA_V1, PCG_FMT_VALUE, pcg_field_spec, pcg_format, pcg_source, pcg_source_close, pcg_source_grow, pcg_source_init,
+    PCG_FMT_QUOTA_V1, PCG_FMT_VALUE, pcg_field_spec, pcg_format, pcg_source, pcg_source_close, pcg_source_init,
     pcg_source_parse, pcg_source_set_content,
 )
 from pycgroup._core.value cimport (
@@ -119,16 +119,9 @@ cdef class Reader:
 
     cdef size_t read_row(self, int64_t *row) noexcept nogil:
         """Returns how many sources failed, growing buffers that content outgrew."""
-        cdef size_t i, failed = pcg_reader_read(&self._reader, row)
-        cdef bint grew = True
-        while failed and grew:
-            grew = False
-            for i in range(self._reader.nsources):
-                if (self._reader.sources[i].error == -EOVERFLOW
-                        and pcg_source_grow(&self._reader.sources[i]) == 0):
-                    grew = True
-            if grew:
-                failed = pcg_reader_read(&self._reader, row)
+        cdef size_t failed = pcg_reader_read(&self._reader, row)
+        while failed and pcg_reader_grow_outgrown(&self._reader) > 0:
+            failed = pcg_reader_read(&self._reader, row)
         return failed
 
     def read_into(self, int64_t[::1] row):
@@ -292,7 +285,7 @@ cdef class Engine:
         cdef int64_t t
         with nogil:
             t = pcg_sampler_sample_now(&self._sampler)
-        if self._sampler.read_errors and self._reader._reader.nsources:
+        if self._sampler.last_error == -EOVERFLOW:  # rare: a file outgrew its buffer
             pcg_sampler_grow_outgrown(&self._sampler)
         return t
 

@@ -48,7 +48,10 @@ class CGroup:
         names = catalogue.static_names()
         memory_stat = self.resolve(catalogue.WORKING_SET_INPUTS[1])
         if isinstance(memory_stat, Source) and memory_stat.version == "v2":
-            names += [catalogue.MEMORY_STAT_PREFIX + k for k in _keys_of(memory_stat.path)]
+            try:
+                names += [catalogue.MEMORY_STAT_PREFIX + k for k in _keys_of(memory_stat.path)]
+            except OSError:
+                pass  # no memory.stat: metrics() then leaves those names out
         if gpu.available():
             names += [f"gpu{n}.{m}" for n in range(len(gpu.visible_devices()))
                       for m in gpu.METRICS]
@@ -89,13 +92,11 @@ class CGroup:
         self.close()
 
 
-def _keys_of(path: str) -> list[str]:
-    """Returns the keys of a flat keyed file, or [] when it cannot be read."""
-    try:
-        with open(path, "rb") as f:
-            return [line.split(b" ", 1)[0].decode() for line in f.read().splitlines() if line]
-    except OSError:
-        return []
+def _keys_of(path: str, separator: str = " ") -> list[str]:
+    """Returns the keys of a keyed file ("key value" or "Key: value"); raises OSError."""
+    with open(path, "rb") as f:
+        return [line.split(separator.encode(), 1)[0].decode(errors="replace")
+                for line in f.read().splitlines() if line]
 
 
 def missing_reason(where) -> str | None:
@@ -107,13 +108,11 @@ def missing_reason(where) -> str | None:
     if not os.path.exists(where.path):
         return f"{where.path} does not exist"
     if where.format in (Format.FLAT_KEYED, Format.COLON_KEYED):
-        separator = " " if where.format is Format.FLAT_KEYED else ":"
         try:
-            with open(where.path, "rb") as f:
-                keys = {line.split(separator.encode(), 1)[0] for line in f.read().splitlines()}
+            keys = _keys_of(where.path, " " if where.format is Format.FLAT_KEYED else ":")
         except OSError as e:
             return str(e)
-        if where.key.encode() not in keys:
+        if where.key not in keys:
             return f"{where.path} has no key {where.key!r}"
     return None
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import errno
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from pycgroup import catalogue, gpu
 from pycgroup.backends import reader_class
-from pycgroup.catalogue import Derived, Source, Unavailable
+from pycgroup.catalogue import Derived, Source
 from pycgroup.formats import MISSING, UNLIMITED, Field, SourceSpec
 
 

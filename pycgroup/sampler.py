@@ -7,7 +7,6 @@ import atexit
 import fnmatch
 import math
 import os
-import threading
 import time
 import weakref
 from dataclasses import dataclass

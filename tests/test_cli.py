@@ -1,7 +1,6 @@
 """`pycgroup info`, run as a user runs it."""
 
 import json
-import os
 import subprocess
 
 import pycgroup

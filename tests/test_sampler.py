@@ -1,6 +1,5 @@
 """The Sampler: arguments, rows, divisors, faults and lifecycle, on both backends."""
 
-import math
 import os
 import subprocess
 import sys
@@ -278,3 +277,15 @@ def test_many_threads_reading_and_marking_at_10khz(backend):
     assert errors == []
     assert len(s.marks()) == 1600 and len(s.marks("t3")) == 200
     assert s.stats.read_errors == 0
+
+
+def test_a_file_that_outgrows_its_buffer_is_read_after_the_buffer_grows(tree, backend):
+    cg = fixture_cgroup(tree)
+    s = pycgroup.Sampler(["memory.stat.inactive_file"], cgroup=cg, backend=backend)
+    s.sample()
+    lines = "".join(f"key{i} {i}\n" for i in range(5000))  # ~60 KiB: far past the buffer
+    write(cg, "memory.stat", lines + "inactive_file 77\n")
+    s.sample()  # the native reader may find the buffer too small here, and grow it
+    s.sample()
+    assert s.data()["memory.stat.inactive_file"].tolist()[0] == 41943040
+    assert s.data()["memory.stat.inactive_file"].tolist()[-1] == 77

@@ -27,5 +27,4 @@ cdef extern from "source.h" nogil:
                         size_t nfields)
     int pcg_source_set_content(pcg_source *s, const char *content, size_t len)
     int pcg_source_parse(pcg_source *s)
-    int pcg_source_grow(pcg_source *s)
     void pcg_source_close(pcg_source *s)
