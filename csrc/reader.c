@@ -55,13 +55,13 @@ size_t pcg_reader_fill(pcg_reader *r)
     return failed;
 }
 
-/* Returns how many buffers were doubled for sources whose content outgrew them. */
+/* Returns how many buffers were resized for sources whose content outgrew them. */
 int pcg_reader_grow_outgrown(pcg_reader *r)
 {
     int grown = 0;
     for (size_t i = 0; i < r->nsources; i++) {
         pcg_source *src = &r->sources[i];
-        if (src->error == -EOVERFLOW && pcg_source_grow(src) == 0) {
+        if (src->error == -EOVERFLOW && pcg_source_fit(src) == 0) {
             src->error = 0;
             grown++;
         }

@@ -26,7 +26,7 @@ size_t pcg_reader_read(pcg_reader *r, int64_t *row);
  * the cost floor of a read. */
 size_t pcg_reader_fill(pcg_reader *r);
 
-/* Returns how many buffers were doubled for sources whose last read found the content
+/* Returns how many buffers were resized to fit sources whose last read found the content
  * larger than the buffer (-EOVERFLOW). Allocates: not for the read path. */
 int pcg_reader_grow_outgrown(pcg_reader *r);
 

@@ -216,7 +216,7 @@ int64_t pcg_sampler_sample_now(pcg_sampler *s)
     return t;
 }
 
-/* Returns how many buffers were doubled for sources whose content outgrew them. */
+/* Returns how many buffers were resized to fit sources whose content outgrew them. */
 int pcg_sampler_grow_outgrown(pcg_sampler *s)
 {
     pthread_mutex_lock(&s->lock); /* the thread must not read a buffer being replaced */

@@ -57,7 +57,7 @@ int pcg_sampler_stop(pcg_sampler *s);
 /* Returns the timestamp of a row read now, in the calling thread, from every source. */
 int64_t pcg_sampler_sample_now(pcg_sampler *s);
 
-/* Returns how many buffers were doubled for sources whose content outgrew them. */
+/* Returns how many buffers were resized to fit sources whose content outgrew them. */
 int pcg_sampler_grow_outgrown(pcg_sampler *s);
 
 /* Returns the lateness in ns below which a fraction q of the thread's wake-ups fell. */

@@ -120,17 +120,24 @@ int pcg_source_open(pcg_source *s, const char *path, enum pcg_format format,
         rc = -errno;
         goto fail;
     }
-    /* Size the buffer to twice the content so that growth between reads is rare. */
-    while ((rc = pcg_source_fill(s)) == -EOVERFLOW || (rc == 0 && s->len > s->cap / 2))
-        if ((rc = pcg_source_grow(s)) != 0)
-            goto fail;
-    if (rc != 0)
+    if ((rc = pcg_source_fit(s)) != 0)
         goto fail;
     /* Bind key positions now; content errors are reported by the reads that meet them. */
     pcg_source_parse(s);
     return 0;
 fail:
     pcg_source_close(s);
+    return rc;
+}
+
+/* Returns 0 after reading the file into a buffer twice the size of its content, so that
+ * growth between reads is rare; or -errno. Allocates: at open, and after -EOVERFLOW. */
+int pcg_source_fit(pcg_source *s)
+{
+    int rc;
+    while ((rc = pcg_source_fill(s)) == -EOVERFLOW || (rc == 0 && s->len > s->cap / 2))
+        if ((rc = pcg_source_grow(s)) != 0)
+            return rc;
     return rc;
 }
 
@@ -148,7 +155,7 @@ int pcg_source_set_content(pcg_source *s, const char *content, size_t len)
 }
 
 /* Returns 0 after reading the whole file into s->buf, or -errno; -EOVERFLOW when the
- * content no longer fits the buffer (call pcg_source_grow, then read again).
+ * content no longer fits the buffer (call pcg_source_fit, then read again).
  * Reads from offset 0 until pread returns 0: a short read is not EOF. For seq_file
  * files the final empty read is cheap: the kernel resumes where the last read ended. */
 int pcg_source_fill(pcg_source *s)

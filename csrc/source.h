@@ -55,7 +55,7 @@ int pcg_source_open(pcg_source *s, const char *path, enum pcg_format format,
                     const pcg_field_spec *specs, size_t nfields);
 
 /* Returns 0 after reading the whole file into s->buf, or -errno; -EOVERFLOW when the
- * content no longer fits the buffer (call pcg_source_grow, then read again). */
+ * content no longer fits the buffer (call pcg_source_fit, then read again). */
 int pcg_source_fill(pcg_source *s);
 
 /* Returns 0 after copying content into the buffer as if it had been read, or -errno.
@@ -69,6 +69,10 @@ int pcg_source_parse(pcg_source *s);
 /* Returns 0 after filling and parsing the file into row[field.column], or -errno; on error
  * the source's columns are PCG_MISSING and s->error/s->error_line say why. */
 int pcg_source_read(pcg_source *s, int64_t *row);
+
+/* Returns 0 after reading the file into a buffer twice the size of its content, so that
+ * growth between reads is rare; or -errno. Allocates: at open, and after -EOVERFLOW. */
+int pcg_source_fit(pcg_source *s);
 
 /* Returns 0 after doubling the buffer, or -ENOMEM (-EFBIG past 16 MiB). Not for the read path. */
 int pcg_source_grow(pcg_source *s);
