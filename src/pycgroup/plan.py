@@ -9,7 +9,7 @@ import numpy as np
 
 from pycgroup import catalogue, gpu
 from pycgroup.backends import reader_class
-from pycgroup.catalogue import Derived, Source
+from pycgroup.sources import Derived, Source
 from pycgroup.formats import MISSING, UNLIMITED, Field, SourceSpec
 
 

@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass
 
 from pycgroup.formats import MISSING, VALUE_CEIL
+from pycgroup.errors import Error
+from pycgroup.sources import Unavailable
 
 #: Per-GPU metrics, in the order of enum pcg_gpu_metric in csrc/nvml.h.
 METRICS = (
@@ -37,7 +39,7 @@ NAME = re.compile(r"gpu(\d+)\.(.+)")
 LIBRARY_VARIABLE = "PYCGROUP_NVML_LIBRARY"
 
 
-class GpuUnavailable(OSError):
+class GpuUnavailable(Error, OSError):
     """NVML cannot be used here; the message says why."""
 
 
@@ -139,8 +141,6 @@ def driver_pid(procfs: str = "/proc") -> int:
 
 def resolve(visible: int, metric: str):
     """Returns the GpuSource of gpu<visible>.<metric>, or the reason it cannot be read."""
-    from pycgroup.catalogue import Unavailable
-
     try:
         devices = visible_devices()
     except GpuUnavailable as e:

@@ -7,7 +7,8 @@
 """
 
 from pycgroup.cgroup import CGroup, current, of_pid
-from pycgroup.errors import ParseError
+from pycgroup.errors import (CgroupGone, Error, MetricUnavailable, MissingExtra, ParseError,
+                             SamplerClosed)
 from pycgroup.limits import Limits, available_memory, limits
 from pycgroup import gpu
 from pycgroup.samples import GpuThrottling, Samples, Throttling
@@ -15,13 +16,18 @@ from pycgroup.sampler import Mark, Sampler, SamplerStats, Span
 
 __all__ = [
     "CGroup",
+    "CgroupGone",
+    "Error",
     "GpuThrottling",
     "Limits",
     "Mark",
+    "MetricUnavailable",
+    "MissingExtra",
     "ParseError",
     "Sampler",
     "SamplerStats",
     "Samples",
+    "SamplerClosed",
     "Span",
     "Throttling",
     "available_memory",

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 
 from pycgroup import catalogue, discovery, gpu, plan
-from pycgroup.catalogue import Derived, Source, Unavailable
+from pycgroup.sources import Derived, Source, Unavailable
 from pycgroup.formats import Format
 
 

@@ -1,4 +1,4 @@
-"""The pycgroup command: ``pycgroup info [--json] [--pid PID]``."""
+"""``pycgroup info``: the cgroup mode, paths, limits and usage of a process."""
 
 from __future__ import annotations
 
@@ -156,10 +156,8 @@ def _format_summary(s: dict) -> list:
     ]
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="pycgroup", description="What a process's cgroups allow it, and what it uses.")
-    commands = parser.add_subparsers(dest="command", required=True)
+def add_parser(commands) -> None:
+    """Adds ``info`` to the subcommands of the pycgroup command."""
     info = commands.add_parser("info", help="show the cgroup mode, paths, limits and usage")
     info.add_argument("--json", action="store_true", help="print JSON for scripts")
     info.add_argument("--pid", type=int, help="another process (default: this one)")
@@ -168,7 +166,11 @@ def main(argv=None) -> int:
     info.add_argument("--procfs", default="/proc", help="where procfs is (default: /proc)")
     info.add_argument("--rootfs", default="/",
                       help="the root the cgroup mounts are under (default: /)")
-    args = parser.parse_args(argv)
+    info.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Prints what ``pycgroup info`` shows; returns the exit status."""
     try:
         data = gather(args.pid, args.procfs, args.rootfs, args.seconds)
     except OSError as e:
@@ -176,7 +178,3 @@ def main(argv=None) -> int:
         return 1
     print(json.dumps(data, indent=2) if args.json else format_text(data))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from pycgroup import gpu
 from pycgroup.formats import Format
+from pycgroup.sources import Derived, Source, Unavailable
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -22,39 +23,6 @@ V1_MEMORY_UNLIMITED = (2**63 - 1) // PAGE_SIZE * PAGE_SIZE
 
 COUNTER = "counter"  # only goes up; deltas and rates make sense
 GAUGE = "gauge"  # a level: current usage, a limit
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where a metric is read: a file, its format, a key in it, and a unit conversion."""
-
-    path: str
-    format: Format
-    key: str = ""
-    mul: int = 1
-    div: int = 1
-    unlimited_at: int = 0
-    version: str = ""  # "v1", "v2", or "" for procfs
-
-    def describe(self) -> str:
-        where = f"{self.path} key {self.key!r}" if self.key else self.path
-        scale = f" ×{self.mul}" if self.mul != 1 else ""
-        scale += f" ÷{self.div}" if self.div != 1 else ""
-        return f"{self.version + ' ' if self.version else ''}{where}{scale}"
-
-
-@dataclass(frozen=True)
-class Unavailable:
-    """A metric this cgroup cannot provide, and why."""
-
-    reason: str
-
-
-@dataclass(frozen=True)
-class Derived:
-    """A metric computed from others: memory.working_set."""
-
-    inputs: tuple
 
 
 @dataclass(frozen=True)

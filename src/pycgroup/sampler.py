@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from pycgroup import catalogue, plan
-from pycgroup.catalogue import Source
+from pycgroup.sources import Source
 from pycgroup.cgroup import CGroup, current, missing_reason
 from pycgroup.limits import limits as read_limits
 from pycgroup.samples import Samples

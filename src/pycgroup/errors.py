@@ -1,0 +1,57 @@
+"""Errors raised by pycgroup.
+
+Everything pycgroup raises on purpose is a :class:`pycgroup.Error`, and also an instance
+of the builtin exception a caller would otherwise expect, so both ``except
+pycgroup.Error`` and ``except ValueError``/``OSError``/... keep working:
+
+- :class:`ParseError` (``ValueError``): a kernel file's content did not have the
+  documented format. It names the file and line.
+- :class:`CgroupGone` (``OSError``): the cgroup was removed while it was being read.
+- :class:`SamplerClosed` (``RuntimeError``): a method of a closed Sampler was called.
+- :class:`MetricUnavailable` (``LookupError``): a metric named explicitly cannot be
+  provided here; the message says why.
+- :class:`MissingExtra` (``ImportError``): a feature needs an optional dependency that is
+  not installed; the message names the ``pip install "pycgroup[extra]"`` to run.
+
+Other I/O failures are plain :class:`OSError` subclasses carrying the file name
+(``FileNotFoundError``, ``PermissionError``, ...).
+"""
+
+from __future__ import annotations
+
+
+class Error(Exception):
+    """The base of every error pycgroup raises on purpose."""
+
+
+class ParseError(Error, ValueError):
+    """A kernel file's content did not have the documented format."""
+
+    def __init__(self, message: str, path: str | None = None, line: int | None = None):
+        self.message = message
+        self.path = path
+        self.line = line
+        where = path or "<buffer>"
+        if line:
+            where = f"{where}:{line}"
+        super().__init__(f"{where}: {message}")
+
+    def __reduce__(self) -> tuple[type, tuple[str, str | None, int | None]]:
+        return (type(self), (self.message, self.path, self.line))
+
+
+class CgroupGone(Error, OSError):
+    """The cgroup was removed while it was being read (the kernel answers ENODEV, or the
+    directory is gone)."""
+
+
+class SamplerClosed(Error, RuntimeError):
+    """A method of a Sampler was called after ``close()``."""
+
+
+class MetricUnavailable(Error, LookupError):
+    """A metric named explicitly cannot be provided by this cgroup or machine."""
+
+
+class MissingExtra(Error, ImportError):
+    """An optional dependency is not installed."""

@@ -1,0 +1,3 @@
+"""What puts pycgroup inside other programs: training-framework callbacks and the pytest
+plugin. Each module imports its framework inside the functions that need it; the core
+modules never import from here."""
