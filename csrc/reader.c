@@ -14,6 +14,7 @@ int pcg_reader_init(pcg_reader *r, size_t nsources, size_t ncolumns)
         r->sources[i].fd = -1;
         r->sources[i].error = -EBADF;
     }
+    pthread_mutex_init(&r->lock, NULL);
     return 0;
 }
 
@@ -33,15 +34,35 @@ int pcg_reader_open(pcg_reader *r, size_t i, const char *path, enum pcg_format f
     return rc;
 }
 
+/* Returns 0 after reading source i into row, or -errno, regrowing an outgrown buffer. */
+int pcg_reader_read_source(pcg_reader *r, size_t i, int64_t *row)
+{
+    pcg_source *src = &r->sources[i];
+    int rc = pcg_source_read(src, row);
+    /* The file grew past its buffer since the last fit (rare: a cgroup gained keys). The
+     * reading thread regrows it itself, here, so that no row is missing for want of a
+     * call from elsewhere: the only allocation on the read path, and only on this path. */
+    if (rc == -EOVERFLOW) {
+        rc = pcg_source_fit(src);
+        if (rc == 0)
+            rc = pcg_source_read(src, row);
+        else
+            src->error = rc; /* e.g. -EFBIG; its columns stay PCG_MISSING */
+    }
+    return rc;
+}
+
 /* Returns how many open sources failed; every column not read is PCG_MISSING. */
 size_t pcg_reader_read(pcg_reader *r, int64_t *row)
 {
     size_t failed = 0;
+    pthread_mutex_lock(&r->lock);
     for (size_t c = 0; c < r->ncolumns; c++)
         row[c] = PCG_MISSING;
     for (size_t i = 0; i < r->nsources; i++)
-        if (r->sources[i].fd >= 0 && pcg_source_read(&r->sources[i], row) != 0)
+        if (r->sources[i].fd >= 0 && pcg_reader_read_source(r, i, row) != 0)
             failed++;
+    pthread_mutex_unlock(&r->lock);
     return failed;
 }
 
@@ -49,32 +70,31 @@ size_t pcg_reader_read(pcg_reader *r, int64_t *row)
 size_t pcg_reader_fill(pcg_reader *r)
 {
     size_t failed = 0;
+    pthread_mutex_lock(&r->lock);
     for (size_t i = 0; i < r->nsources; i++)
         if (r->sources[i].fd >= 0 && pcg_source_fill(&r->sources[i]) != 0)
             failed++;
+    pthread_mutex_unlock(&r->lock);
     return failed;
 }
 
-/* Returns how many buffers were resized for sources whose content outgrew them. */
-int pcg_reader_grow_outgrown(pcg_reader *r)
-{
-    int grown = 0;
-    for (size_t i = 0; i < r->nsources; i++) {
-        pcg_source *src = &r->sources[i];
-        if (src->error == -EOVERFLOW && pcg_source_fit(src) == 0) {
-            src->error = 0;
-            grown++;
-        }
-    }
-    return grown;
-}
-
-/* Closes every source and frees the reader; safe to call twice. */
+/* Closes every source once no read is in flight; safe to call twice. */
 void pcg_reader_close(pcg_reader *r)
 {
+    pthread_mutex_lock(&r->lock);
     for (size_t i = 0; r->sources != NULL && i < r->nsources; i++)
         pcg_source_close(&r->sources[i]);
+    r->nsources = 0; /* the sources array stays until destroy: readers index it */
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* Closes the reader and frees what init allocated; no read may be in flight. */
+void pcg_reader_destroy(pcg_reader *r)
+{
+    if (r->sources == NULL)
+        return;
+    pcg_reader_close(r);
     free(r->sources);
     r->sources = NULL;
-    r->nsources = 0;
+    pthread_mutex_destroy(&r->lock);
 }

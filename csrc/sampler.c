@@ -1,4 +1,4 @@
-#define _GNU_SOURCE /* prctl(PR_SET_TIMERSLACK), clock_nanosleep, pthread_sigmask */
+#define _GNU_SOURCE /* prctl(PR_SET_TIMERSLACK), pthread_condattr_setclock, pthread_sigmask */
 #include "sampler.h"
 
 #include <errno.h>
@@ -23,29 +23,35 @@ static int64_t monotonic_ns(void)
     return (int64_t)ts.tv_sec * (int64_t)NS_PER_SEC + ts.tv_nsec;
 }
 
-/* Before fork: hold every sampler's lock so no row is half-built when the child copies
- * the address space. */
+/* Before fork: hold every sampler's locks so no row is half-built and no transition
+ * half-made when the child copies the address space. */
 static void before_fork(void)
 {
     pthread_mutex_lock(&registry_lock);
-    for (pcg_sampler *s = registry; s != NULL; s = s->next_registered)
+    for (pcg_sampler *s = registry; s != NULL; s = s->next_registered) {
+        pthread_mutex_lock(&s->state_lock);
         pthread_mutex_lock(&s->lock);
+    }
 }
 
 static void after_fork_in_parent(void)
 {
-    for (pcg_sampler *s = registry; s != NULL; s = s->next_registered)
+    for (pcg_sampler *s = registry; s != NULL; s = s->next_registered) {
         pthread_mutex_unlock(&s->lock);
+        pthread_mutex_unlock(&s->state_lock);
+    }
     pthread_mutex_unlock(&registry_lock);
 }
 
-/* The child has no sampler threads: mark them stopped so it can start its own. */
+/* The child has no sampler threads: a running (or stopping) sampler is idle there, so it
+ * can start its own; a closed one stays closed. */
 static void after_fork_in_child(void)
 {
     for (pcg_sampler *s = registry; s != NULL; s = s->next_registered) {
-        atomic_store(&s->running, false);
-        atomic_store(&s->stop_requested, false);
+        if (atomic_load(&s->state) != PCG_SAMPLER_CLOSED)
+            atomic_store(&s->state, PCG_SAMPLER_IDLE);
         pthread_mutex_unlock(&s->lock);
+        pthread_mutex_unlock(&s->state_lock);
     }
     pthread_mutex_unlock(&registry_lock);
 }
@@ -55,12 +61,32 @@ static void install_fork_handlers(void)
     pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child);
 }
 
+/* Returns 0 after initialising the lock and the condition variable the thread sleeps on,
+ * which times out on CLOCK_MONOTONIC (the deadlines' clock), or -errno. */
+static int init_sync(pcg_sampler *s)
+{
+    pthread_condattr_t attr;
+    int rc = pthread_condattr_init(&attr);
+    if (rc != 0)
+        return -rc;
+    rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    if (rc == 0)
+        rc = pthread_cond_init(&s->state_changed, &attr);
+    pthread_condattr_destroy(&attr);
+    if (rc != 0)
+        return -rc;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->state_lock, NULL);
+    return 0;
+}
+
 /* Returns 0 after setting up a sampler over reader and ring, or -EINVAL / -ENOMEM. */
 int pcg_sampler_init(pcg_sampler *s, pcg_reader *reader, pcg_ring *ring, uint64_t period_ns,
                      const uint32_t *every)
 {
     memset(s, 0, sizeof *s);
-    if (ring->width != reader->ncolumns + 1 || period_ns == 0)
+    if (ring->width != reader->ncolumns + 1 || period_ns < PCG_PERIOD_MIN_NS ||
+        period_ns > PCG_PERIOD_MAX_NS)
         return -EINVAL;
     s->reader = reader;
     s->ring = ring;
@@ -68,17 +94,20 @@ int pcg_sampler_init(pcg_sampler *s, pcg_reader *reader, pcg_ring *ring, uint64_
     s->every = calloc(reader->nsources ? reader->nsources : 1, sizeof *s->every);
     s->row = calloc(ring->width, sizeof *s->row);
     s->lateness_us = calloc(PCG_LATENESS_BUCKETS + 1, sizeof *s->lateness_us);
-    if (s->every == NULL || s->row == NULL || s->lateness_us == NULL) {
+    int rc = (s->every == NULL || s->row == NULL || s->lateness_us == NULL) ? -ENOMEM
+                                                                           : init_sync(s);
+    if (rc != 0) {
         free(s->every);
         free(s->row);
         free((void *)s->lateness_us);
-        return -ENOMEM;
+        s->row = NULL;
+        return rc;
     }
     for (size_t i = 0; i < reader->nsources; i++)
         s->every[i] = (every != NULL && every[i] > 0) ? every[i] : 1;
     for (uint32_t c = 0; c < ring->width; c++)
         s->row[c] = INT64_MIN; /* PCG_MISSING until a source is first read */
-    pthread_mutex_init(&s->lock, NULL);
+    atomic_store(&s->state, PCG_SAMPLER_IDLE);
     pthread_once(&atfork_once, install_fork_handlers);
     pthread_mutex_lock(&registry_lock);
     s->next_registered = registry;
@@ -93,17 +122,19 @@ static int64_t take_row(pcg_sampler *s, uint64_t tick, bool all)
 {
     int64_t now = monotonic_ns();
     s->row[0] = now;
-    for (size_t i = 0; i < s->reader->nsources; i++) {
-        pcg_source *src = &s->reader->sources[i];
-        if (src->fd < 0 || (!all && tick % s->every[i] != 0))
+    pcg_reader *r = s->reader;
+    pthread_mutex_lock(&r->lock); /* a reader closed meanwhile has no sources left */
+    for (size_t i = 0; i < r->nsources; i++) {
+        if (r->sources[i].fd < 0 || (!all && tick % s->every[i] != 0))
             continue;
-        int rc = pcg_source_read(src, s->row + 1);
+        int rc = pcg_reader_read_source(r, i, s->row + 1);
         if (rc != 0) {
             atomic_fetch_add_explicit(&s->read_errors, 1, memory_order_relaxed);
             atomic_store_explicit(&s->last_error, rc, memory_order_relaxed);
             atomic_store_explicit(&s->last_error_source, (int)i, memory_order_relaxed);
         }
     }
+    pthread_mutex_unlock(&r->lock);
     for (size_t g = 0; g < s->ngpus; g++) {
         if (!all && tick % s->gpu_every != 0)
             continue;
@@ -134,6 +165,20 @@ static void record_lateness(pcg_sampler *s, int64_t late_ns)
         ;
 }
 
+/* Returns true at deadline (CLOCK_MONOTONIC ns), or false as soon as the sampler is asked
+ * to stop: the thread sleeps on the condition variable that every transition signals. */
+static bool sleep_until(pcg_sampler *s, int64_t deadline)
+{
+    struct timespec ts = {deadline / (int64_t)NS_PER_SEC, deadline % (int64_t)NS_PER_SEC};
+    pthread_mutex_lock(&s->state_lock);
+    while (atomic_load_explicit(&s->state, memory_order_relaxed) == PCG_SAMPLER_RUNNING &&
+           pthread_cond_timedwait(&s->state_changed, &s->state_lock, &ts) != ETIMEDOUT)
+        ; /* woken by a transition, or spuriously: look at the state again */
+    bool running = atomic_load_explicit(&s->state, memory_order_relaxed) == PCG_SAMPLER_RUNNING;
+    pthread_mutex_unlock(&s->state_lock);
+    return running;
+}
+
 /* The thread: sleep to each absolute deadline, take a row, and never drift: a deadline
  * missed is counted and skipped, keeping the phase. Never touches Python. */
 static void *run(void *arg)
@@ -143,13 +188,7 @@ static void *run(void *arg)
     /* Wake at the deadline, not up to 50 µs after it (the default timer slack). */
     prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
     int64_t deadline = monotonic_ns();
-    while (!atomic_load_explicit(&s->stop_requested, memory_order_acquire)) {
-        struct timespec ts = {deadline / (int64_t)NS_PER_SEC, deadline % (int64_t)NS_PER_SEC};
-        int rc;
-        while ((rc = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL)) == EINTR)
-            ;
-        if (atomic_load_explicit(&s->stop_requested, memory_order_acquire))
-            break;
+    while (sleep_until(s, deadline)) {
         pthread_mutex_lock(&s->lock);
         int64_t woke = take_row(s, s->tick++, false);
         pthread_mutex_unlock(&s->lock);
@@ -165,64 +204,124 @@ static void *run(void *arg)
     return NULL;
 }
 
+/* Moves the sampler to state and wakes everyone waiting on a transition. Called with
+ * state_lock held. */
+static void set_state(pcg_sampler *s, enum pcg_sampler_state state)
+{
+    atomic_store(&s->state, state);
+    pthread_cond_broadcast(&s->state_changed);
+}
+
 /* Returns 0 after giving the sampler GPU groups read on every Nth tick, or -EBUSY. */
 int pcg_sampler_set_gpus(pcg_sampler *s, pcg_gpu **gpus, size_t ngpus, uint32_t every)
 {
-    if (atomic_load(&s->running))
-        return -EBUSY;
-    pthread_mutex_lock(&s->lock);
-    s->gpus = gpus;
-    s->ngpus = ngpus;
-    s->gpu_every = every > 0 ? every : 1;
-    pthread_mutex_unlock(&s->lock);
-    return 0;
+    int rc = 0;
+    pthread_mutex_lock(&s->state_lock);
+    int state = atomic_load(&s->state);
+    if (state == PCG_SAMPLER_CLOSED) {
+        rc = -ESHUTDOWN;
+    } else if (state != PCG_SAMPLER_IDLE) {
+        rc = -EBUSY;
+    } else {
+        pthread_mutex_lock(&s->lock);
+        s->gpus = gpus;
+        s->ngpus = ngpus;
+        s->gpu_every = every > 0 ? every : 1;
+        pthread_mutex_unlock(&s->lock);
+    }
+    pthread_mutex_unlock(&s->state_lock);
+    return rc;
 }
 
-/* Returns 0 after starting the thread, -EALREADY if running, or -errno from pthread. */
+/* Returns 0 after starting the thread, -EALREADY if running, -ESHUTDOWN once closed, or
+ * -errno from pthread. */
 int pcg_sampler_start(pcg_sampler *s)
 {
-    if (atomic_load(&s->running))
+    int rc = 0;
+    pthread_mutex_lock(&s->state_lock);
+    while (atomic_load(&s->state) == PCG_SAMPLER_STOPPING) /* let that stop finish first */
+        pthread_cond_wait(&s->state_changed, &s->state_lock);
+    switch (atomic_load(&s->state)) {
+    case PCG_SAMPLER_CLOSED:
+        rc = -ESHUTDOWN;
+        break;
+    case PCG_SAMPLER_RUNNING:
+        rc = -EALREADY;
+        break;
+    default: {
+        /* Block signals in the thread so that Python's handlers keep running in the main
+         * one. The state is RUNNING before the thread can look at it. */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        set_state(s, PCG_SAMPLER_RUNNING);
+        rc = -pthread_create(&s->thread, NULL, run, s);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (rc != 0)
+            set_state(s, PCG_SAMPLER_IDLE);
+    }
+    }
+    pthread_mutex_unlock(&s->state_lock);
+    return rc;
+}
+
+/* Returns 0 after stopping and joining the thread, or -EALREADY when it was not running.
+ * Called with state_lock held; returns with it held (released while joining). */
+static int stop_locked(pcg_sampler *s)
+{
+    while (atomic_load(&s->state) == PCG_SAMPLER_STOPPING) /* another caller is joining */
+        pthread_cond_wait(&s->state_changed, &s->state_lock);
+    if (atomic_load(&s->state) != PCG_SAMPLER_RUNNING)
         return -EALREADY;
-    atomic_store(&s->stop_requested, false);
-    /* Block signals in the thread so that Python's handlers keep running in the main one. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&s->thread, NULL, run, s);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0)
-        return -rc;
-    atomic_store(&s->running, true);
+    set_state(s, PCG_SAMPLER_STOPPING); /* wakes the thread, and makes this caller the joiner */
+    pthread_mutex_unlock(&s->state_lock);
+    pthread_join(s->thread, NULL);
+    pthread_mutex_lock(&s->state_lock);
+    set_state(s, PCG_SAMPLER_IDLE);
     return 0;
 }
 
 /* Returns 0 after asking the thread to stop and joining it, or -EALREADY. */
 int pcg_sampler_stop(pcg_sampler *s)
 {
-    if (!atomic_load(&s->running))
-        return -EALREADY;
-    atomic_store_explicit(&s->stop_requested, true, memory_order_release);
-    pthread_join(s->thread, NULL);
-    atomic_store(&s->running, false);
-    return 0;
+    pthread_mutex_lock(&s->state_lock);
+    int rc = stop_locked(s);
+    pthread_mutex_unlock(&s->state_lock);
+    return rc;
 }
 
-/* Returns the timestamp of a row read now, in the calling thread, from every source. */
+/* Returns 0 after stopping the thread, waiting for sample_now calls in flight and marking
+ * the sampler closed, or -EALREADY. */
+int pcg_sampler_close(pcg_sampler *s)
+{
+    pthread_mutex_lock(&s->state_lock);
+    /* stop_locked releases the lock while it joins: a start() may slip in; stop again. */
+    while (atomic_load(&s->state) != PCG_SAMPLER_CLOSED && stop_locked(s) == 0)
+        ;
+    int rc = atomic_load(&s->state) == PCG_SAMPLER_CLOSED ? -EALREADY : 0;
+    set_state(s, PCG_SAMPLER_CLOSED);
+    pthread_mutex_unlock(&s->state_lock);
+    /* A sample_now that took the row lock before the state changed finishes first; any
+     * later one sees CLOSED. */
+    pthread_mutex_lock(&s->lock);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+/* Returns true while the thread runs (also while it is being stopped). */
+bool pcg_sampler_running(pcg_sampler *s)
+{
+    int state = atomic_load(&s->state);
+    return state == PCG_SAMPLER_RUNNING || state == PCG_SAMPLER_STOPPING;
+}
+
+/* Returns the timestamp of a row read now, in the calling thread, or -ESHUTDOWN. */
 int64_t pcg_sampler_sample_now(pcg_sampler *s)
 {
     pthread_mutex_lock(&s->lock);
-    int64_t t = take_row(s, 0, true);
+    int64_t t = atomic_load(&s->state) == PCG_SAMPLER_CLOSED ? -ESHUTDOWN : take_row(s, 0, true);
     pthread_mutex_unlock(&s->lock);
     return t;
-}
-
-/* Returns how many buffers were resized to fit sources whose content outgrew them. */
-int pcg_sampler_grow_outgrown(pcg_sampler *s)
-{
-    pthread_mutex_lock(&s->lock); /* the thread must not read a buffer being replaced */
-    int grown = pcg_reader_grow_outgrown(s->reader);
-    pthread_mutex_unlock(&s->lock);
-    return grown;
 }
 
 /* Returns the lateness in ns below which a fraction q of the thread's wake-ups fell. */
@@ -244,12 +343,12 @@ uint64_t pcg_sampler_lateness_quantile(pcg_sampler *s, double q)
     return atomic_load_explicit(&s->lateness_max_ns, memory_order_relaxed);
 }
 
-/* Stops the thread if running and frees what init allocated; safe to call twice. */
+/* Closes the sampler if open and frees what init allocated; safe to call twice. */
 void pcg_sampler_destroy(pcg_sampler *s)
 {
     if (s->row == NULL)
         return;
-    pcg_sampler_stop(s);
+    pcg_sampler_close(s);
     pthread_mutex_lock(&registry_lock);
     for (pcg_sampler **p = &registry; *p != NULL; p = &(*p)->next_registered) {
         if (*p == s) {
@@ -259,6 +358,8 @@ void pcg_sampler_destroy(pcg_sampler *s)
     }
     pthread_mutex_unlock(&registry_lock);
     pthread_mutex_destroy(&s->lock);
+    pthread_mutex_destroy(&s->state_lock);
+    pthread_cond_destroy(&s->state_changed);
     free(s->every);
     free(s->row);
     free((void *)s->lateness_us);

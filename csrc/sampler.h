@@ -14,6 +14,22 @@
 /* Lateness histogram: one bucket per microsecond up to this, then one overflow bucket. */
 #define PCG_LATENESS_BUCKETS 10000
 
+/* The period's bounds: 10 µs (100 kHz) to one hour. Shorter periods leave no time to read
+ * a file; longer ones are not sampling, and past ~292 years the ns count overflows. */
+#define PCG_PERIOD_MIN_NS 10000ull
+#define PCG_PERIOD_MAX_NS 3600000000000ull
+
+/* The lifecycle. Every transition happens under state_lock and is broadcast on
+ * state_changed: IDLE -> RUNNING (start), RUNNING -> STOPPING -> IDLE (stop: the one
+ * caller that moved it to STOPPING joins the thread; others wait for IDLE), and any state
+ * -> CLOSED (close, after stopping), which is final. */
+enum pcg_sampler_state {
+    PCG_SAMPLER_IDLE = 0,
+    PCG_SAMPLER_RUNNING = 1,
+    PCG_SAMPLER_STOPPING = 2,
+    PCG_SAMPLER_CLOSED = 3,
+};
+
 typedef struct pcg_sampler {
     pcg_reader *reader; /* not owned; row column c lands in ring column c + 1 */
     pcg_ring *ring;     /* not owned */
@@ -25,9 +41,10 @@ typedef struct pcg_sampler {
     uint64_t period_ns;
     uint64_t tick;      /* ticks taken by the thread */
     pthread_mutex_t lock; /* one writer at a time: the thread or sample_now */
+    pthread_mutex_t state_lock;    /* guards state transitions and the thread's sleep */
+    pthread_cond_t state_changed;  /* on CLOCK_MONOTONIC: wakes the sleeping thread */
     pthread_t thread;
-    _Atomic bool running;
-    _Atomic bool stop_requested;
+    _Atomic int state;             /* enum pcg_sampler_state, written under state_lock */
     _Atomic uint64_t samples;     /* rows pushed */
     _Atomic uint64_t overruns;    /* deadlines missed because a tick took too long */
     _Atomic uint64_t read_errors; /* source reads that failed */
@@ -39,31 +56,40 @@ typedef struct pcg_sampler {
 } pcg_sampler;
 
 /* Returns 0 after setting up a sampler over reader and ring (ring width must be
- * reader->ncolumns + 1), or -EINVAL / -ENOMEM. every may be NULL (all 1). */
+ * reader->ncolumns + 1, period within the bounds above), or -EINVAL / -ENOMEM / -errno
+ * from pthread. every may be NULL (all 1). */
 int pcg_sampler_init(pcg_sampler *s, pcg_reader *reader, pcg_ring *ring, uint64_t period_ns,
                      const uint32_t *every);
 
 /* Returns 0 after giving the sampler GPU groups read on every Nth tick (not while running;
- * gpus must outlive the sampler), or -EBUSY. */
+ * gpus must outlive the sampler), or -EBUSY (running) / -ESHUTDOWN (closed). */
 int pcg_sampler_set_gpus(pcg_sampler *s, pcg_gpu **gpus, size_t ngpus, uint32_t every);
 
-/* Returns 0 after starting the thread, -EALREADY if running, or -errno from pthread. */
+/* Returns 0 after starting the thread, -EALREADY if running, -ESHUTDOWN once closed, or
+ * -errno from pthread. Safe from any thread, concurrently with every other call. */
 int pcg_sampler_start(pcg_sampler *s);
 
-/* Returns 0 after asking the thread to stop and joining it (within about one period),
- * or -EALREADY when it was not running. */
+/* Returns 0 once the thread has stopped (woken at once, whatever the period) and been
+ * joined, or -EALREADY when it was not running. Concurrent callers join it once: the
+ * others wait until it is stopped. */
 int pcg_sampler_stop(pcg_sampler *s);
 
-/* Returns the timestamp of a row read now, in the calling thread, from every source. */
-int64_t pcg_sampler_sample_now(pcg_sampler *s);
+/* Returns 0 after stopping the thread, waiting for any sample_now in flight and marking
+ * the sampler closed for good (later start/sample_now return -ESHUTDOWN), or -EALREADY
+ * when it was closed already. Frees nothing: destroy does. */
+int pcg_sampler_close(pcg_sampler *s);
 
-/* Returns how many buffers were resized to fit sources whose content outgrew them. */
-int pcg_sampler_grow_outgrown(pcg_sampler *s);
+/* Returns true while the thread runs (also while it is being stopped). */
+bool pcg_sampler_running(pcg_sampler *s);
+
+/* Returns the timestamp (> 0) of a row read now, in the calling thread, from every
+ * source; -ESHUTDOWN once the sampler is closed (no row is pushed then). */
+int64_t pcg_sampler_sample_now(pcg_sampler *s);
 
 /* Returns the lateness in ns below which a fraction q of the thread's wake-ups fell. */
 uint64_t pcg_sampler_lateness_quantile(pcg_sampler *s, double q);
 
-/* Stops the thread if running and frees what init allocated; safe to call twice. */
+/* Closes the sampler if open and frees what init allocated; safe to call twice. */
 void pcg_sampler_destroy(pcg_sampler *s);
 
 #endif

@@ -201,6 +201,7 @@ def test_removed_cgroup_while_sampling_counts_errors_and_keeps_going(tmp_path, b
                              backend=backend).start()
         time.sleep(0.05)
     finally:
+        removing_at = time.monotonic_ns()  # a row stamped before this read before the rmdir
         os.rmdir(path)
     removed_at = time.monotonic_ns()
     time.sleep(0.1)
@@ -211,7 +212,7 @@ def test_removed_cgroup_while_sampling_counts_errors_and_keeps_going(tmp_path, b
     assert isinstance(stats.last_error, OSError) and stats.last_error.errno in (19, 2)
     data = s.data()
     after = data["memory.current"][data.t_ns > removed_at + 10_000_000]
-    before = data["memory.current"][data.t_ns < removed_at]
+    before = data["memory.current"][data.t_ns < removing_at]
     assert len(after) > 10 and set(after.tolist()) == {MISSING}
     assert len(before) > 0 and MISSING not in before.tolist()
 

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 
+from pycgroup.errors import SamplerClosed
 from pycgroup.formats import MISSING
 
 LATENESS_BUCKETS = 10_000
@@ -34,16 +35,24 @@ class PureEngine:
         self._lateness_max_ns = 0
         self._thread = None
         self._stop = threading.Event()
+        # The lifecycle, as in the C core: start/stop/close hold this while they change
+        # _thread or _closed; the one stop() that takes the thread joins it.
+        self._lifecycle = threading.Lock()
+        self._closed = False
         self._gpus, self._gpu_every = [], 1
 
     def set_gpus(self, groups, every: int):
-        if self.running:
-            raise RuntimeError("cannot change the GPUs of a running sampler")
-        self._gpus, self._gpu_every = list(groups), max(1, every)
+        with self._lifecycle:
+            if self._closed:
+                raise SamplerClosed("the sampler is closed")
+            if self.running:
+                raise RuntimeError("cannot change the GPUs of a running sampler")
+            self._gpus, self._gpu_every = list(groups), max(1, every)
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        thread = self._thread
+        return thread is not None and thread.is_alive()
 
     def _take_row(self, tick: int | None) -> int:
         now = time.monotonic_ns()
@@ -66,13 +75,15 @@ class PureEngine:
 
     def sample(self) -> int:
         with self._lock:
+            if self._closed:
+                raise SamplerClosed("the sampler is closed")
             return self._take_row(None)
 
-    def _run(self):
+    def _run(self, stop: threading.Event):
         deadline, tick = time.monotonic_ns(), 0
-        while not self._stop.is_set():
+        while not stop.is_set():
             delay = deadline - time.monotonic_ns()
-            if delay > 0 and self._stop.wait(delay / 1e9):
+            if delay > 0 and stop.wait(delay / 1e9):
                 break
             with self._lock:
                 woke = self._take_row(tick)
@@ -88,22 +99,35 @@ class PureEngine:
                 deadline += missed * self._period_ns
 
     def start(self):
-        if self.running:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="pycgroup-sampler", daemon=True)
-        self._thread.start()
+        with self._lifecycle:
+            if self._closed:
+                raise SamplerClosed("the sampler is closed")
+            if self._thread is not None:
+                return
+            self._stop = threading.Event()  # the old thread keeps the set one
+            self._thread = threading.Thread(target=self._run, args=(self._stop,),
+                                            name="pycgroup-sampler", daemon=True)
+            self._thread.start()
 
     def stop(self):
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join()
-            self._thread = None
+        with self._lifecycle:
+            thread, self._thread = self._thread, None
+            if thread is not None:
+                self._stop.set()  # wakes the thread at once
+                thread.join()
+
+    def close(self):
+        """Stops the thread; then waits for a sample() in flight and refuses later ones."""
+        self.stop()
+        with self._lifecycle:
+            with self._lock:
+                self._closed = True
 
     def after_fork_in_child(self):
         """The thread did not survive fork; the lock may have been held by it."""
         self._thread = None
         self._lock = threading.Lock()
+        self._lifecycle = threading.Lock()
 
     def replace_reader(self, reader):
         if self.running:

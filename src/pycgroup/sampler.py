@@ -17,6 +17,7 @@ import numpy as np
 from pycgroup import catalogue, plan
 from pycgroup.sources import Source
 from pycgroup.cgroup import CGroup, current, missing_reason
+from pycgroup.errors import SamplerClosed
 from pycgroup.limits import limits as read_limits
 from pycgroup.samples import Samples
 
@@ -35,7 +36,8 @@ DEFAULT_EVERY = {"memory.stat.*": 10}
 #: NVML calls serialise on the driver's lock and can stall the CUDA launches of the job
 #: being watched: GPU metrics are read no faster than this unless "gpu*" in `every` says.
 GPU_DEFAULT_HZ = 100.0
-MAX_HZ = 100_000.0
+MAX_HZ = 100_000.0  # a 10 µs period: the C core's shortest (PCG_PERIOD_MIN_NS)
+MIN_HZ = 1 / 3600  # a one-hour period: the C core's longest (PCG_PERIOD_MAX_NS)
 MAX_CAPACITY = 2**30
 
 _live_samplers: "weakref.WeakSet[Sampler]" = weakref.WeakSet()
@@ -71,9 +73,10 @@ def _period_ns(hz) -> int:
         hz = float(hz)
     except (TypeError, ValueError):
         raise ValueError(f"hz must be a number, not {hz!r}") from None
-    if not (math.isfinite(hz) and 0 < hz <= MAX_HZ):
-        raise ValueError(f"hz must be > 0 and <= {MAX_HZ:g}, not {hz}")
-    return max(1, round(1e9 / hz))
+    if not (math.isfinite(hz) and MIN_HZ <= hz <= MAX_HZ):
+        raise ValueError(f"hz must be between {MIN_HZ:g} (one row an hour) and {MAX_HZ:g}, "
+                         f"not {hz}")
+    return round(1e9 / hz)
 
 
 class Sampler:
@@ -113,6 +116,7 @@ class Sampler:
         self._cpu_limit = lim.cpu_quota_cores
         self._marks: list = []
         self._forked = False  # set in a fork's child by _after_fork_in_child
+        self._closed = False
         _live_samplers.add(self)
 
     def _source_divisors(self, every) -> list:
@@ -134,9 +138,16 @@ class Sampler:
         engine.set_gpus(self._plan.gpu_groups, self.gpu_every)
         return engine
 
+    def _check_open(self):
+        """Raises SamplerClosed after close(). The engine refuses rows after close too, so a
+        close() racing this check from another thread still ends in SamplerClosed."""
+        if self._closed:
+            raise SamplerClosed("this Sampler is closed; make a new one to sample again")
+
     def _check_fork(self):
         """After fork the child reopens its files: /proc/self/stat opened by the parent
         still describes the parent. (A flag, not a getpid() syscall on every sample.)"""
+        self._check_open()
         if self._forked:
             self._forked = False
             self._plan = plan.build(self._plan.names, self.cgroup.resolve, self.backend)
@@ -157,12 +168,13 @@ class Sampler:
         return self
 
     def stop(self) -> None:
-        """Stops the background thread and waits for it (about one period at most)."""
+        """Stops the background thread and waits for it: it is woken at once, whatever the
+        rate. Safe from any thread; a stopped or closed sampler is left as it is."""
         self._engine.stop()
 
     @property
     def running(self) -> bool:
-        return self._engine.running
+        return not self._closed and self._engine.running
 
     def __enter__(self) -> "Sampler":
         return self.start()
@@ -177,6 +189,7 @@ class Sampler:
         those taken at or after ``since_ns``."""
         if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 0):
             raise ValueError(f"last must be an int >= 0, not {last!r}")
+        self._check_open()
         rows, _ = self._engine.copy(0, since_ns, last)
         if since_ns is not None and len(rows) and rows[0, 0] < since_ns:
             rows = rows[rows[:, 0] >= since_ns]
@@ -185,6 +198,7 @@ class Sampler:
 
     @property
     def stats(self) -> SamplerStats:
+        self._check_open()
         s = self._engine.stats()
         return SamplerStats(s["samples"], s["dropped"], s["overruns"], s["read_errors"],
                             s["last_error"], s["lateness_p50_us"], s["lateness_p99_us"],
@@ -194,17 +208,20 @@ class Sampler:
 
     def mark(self, label: str) -> int:
         """Records a labelled instant; returns its timestamp."""
+        self._check_open()
         t = time.monotonic_ns()
         self._marks.append(Mark(t, label))
         return t
 
     def marks(self, label: str | None = None) -> list:
         """Returns the marks (with that label), oldest first."""
+        self._check_open()
         found = sorted(self._marks)
         return [m for m in found if label is None or m.label == label]
 
     def span(self, label: str) -> "Span":
         """Returns a context manager measuring the block it wraps (see Span)."""
+        self._check_open()
         return Span(self, label)
 
     def steps(self, label: str) -> dict:
@@ -212,6 +229,7 @@ class Sampler:
         between consecutive marks with this label: start_ns, end_ns, duration_s, the
         cpu_cores_used and cpu_throttled_fraction of the interval, each counter's delta
         and each gauge's peak."""
+        self._check_open()
         marks = [m.t_ns for m in self.marks(label)]
         table = {"start_ns": np.array(marks[:-1], dtype=np.int64),
                  "end_ns": np.array(marks[1:], dtype=np.int64)}
@@ -233,6 +251,7 @@ class Sampler:
         {"power_mw": (t_ns, values), "util.gpu": (t_ns, values)}. NVML keeps these at its
         own rate (often every 10-20 ms), so they give GPU history finer than the rate at
         which GPU metrics are polled. Their timestamps are mapped onto CLOCK_MONOTONIC."""
+        self._check_open()
         empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
         for group in self._plan.gpu_groups:
             if group.label == f"gpu{gpu}":
@@ -242,8 +261,10 @@ class Sampler:
         raise KeyError(f"gpu{gpu} is not sampled")
 
     def close(self) -> None:
-        """Stops sampling and closes the files."""
-        self.stop()
+        """Stops sampling and closes the files, after any row being taken in another thread;
+        every later call but close() and stop() raises pycgroup.SamplerClosed."""
+        self._closed = True
+        self._engine.close()  # stops the thread, waits for a sample() in flight
         self._plan.reader.close()
 
 
@@ -294,7 +315,7 @@ class Span:
 
 def _stop_all_at_exit():
     for sampler in list(_live_samplers):
-        sampler.stop()
+        sampler.stop()  # a closed one is left as it is
 
 
 def _after_fork_in_child():

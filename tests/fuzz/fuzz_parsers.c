@@ -151,7 +151,7 @@ static void read_live(int argc, char **argv)
         pcg_reader_fill(&r);
     }
     free(row);
-    pcg_reader_close(&r);
+    pcg_reader_destroy(&r);
 }
 
 /* Usage: fuzz_parsers ITERATIONS SEED... [-- FORMAT:PATH...] */

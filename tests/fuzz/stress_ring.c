@@ -100,7 +100,7 @@ static int run_sampler(const char *path)
     int bad = atomic_load(&sampler.read_errors) != 0 || atomic_load(&sampler.samples) < 4000;
     pcg_sampler_destroy(&sampler);
     pcg_ring_free(&sampled);
-    pcg_reader_close(&reader);
+    pcg_reader_destroy(&reader);
     free(out);
     return bad;
 }

@@ -11,5 +11,5 @@ cdef extern from "reader.h" nogil:
                         const pcg_field_spec *specs, size_t nfields)
     size_t pcg_reader_read(pcg_reader *r, int64_t *row)
     size_t pcg_reader_fill(pcg_reader *r)
-    int pcg_reader_grow_outgrown(pcg_reader *r)
     void pcg_reader_close(pcg_reader *r)
+    void pcg_reader_destroy(pcg_reader *r)

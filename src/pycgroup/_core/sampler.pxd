@@ -4,6 +4,8 @@ from pycgroup._core.reader cimport pcg_reader
 from pycgroup._core.ring cimport pcg_ring
 
 cdef extern from "sampler.h" nogil:
+    unsigned long long PCG_PERIOD_MIN_NS
+    unsigned long long PCG_PERIOD_MAX_NS
     ctypedef struct pcg_sampler:
         pcg_reader *reader
         uint64_t samples
@@ -12,13 +14,13 @@ cdef extern from "sampler.h" nogil:
         int last_error
         int last_error_source
         uint64_t lateness_max_ns
-        bint running
     int pcg_sampler_init(pcg_sampler *s, pcg_reader *reader, pcg_ring *ring, uint64_t period_ns,
                          const uint32_t *every)
     int pcg_sampler_set_gpus(pcg_sampler *s, pcg_gpu **gpus, size_t ngpus, uint32_t every)
     int pcg_sampler_start(pcg_sampler *s)
     int pcg_sampler_stop(pcg_sampler *s)
     int64_t pcg_sampler_sample_now(pcg_sampler *s)
-    int pcg_sampler_grow_outgrown(pcg_sampler *s)
+    int pcg_sampler_close(pcg_sampler *s)
+    bint pcg_sampler_running(pcg_sampler *s)
     uint64_t pcg_sampler_lateness_quantile(pcg_sampler *s, double q)
     void pcg_sampler_destroy(pcg_sampler *s)
