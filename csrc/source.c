@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -11,7 +12,7 @@
 #include "parse_value.h"
 
 #define INITIAL_CAPACITY 4096
-#define MAX_CAPACITY (16u << 20) /* no cgroup or proc file we read comes near this */
+#define MAX_CAPACITY (2 * PCG_MAX_CONTENT) /* fit keeps twice the content */
 
 /* Returns the sub-output index a fixed-shape format gives key, or -1 if it has none. */
 static long fixed_key_index(enum pcg_format format, const char *key)
@@ -115,9 +116,20 @@ int pcg_source_open(pcg_source *s, const char *path, enum pcg_format format,
     int rc = pcg_source_init(s, format, specs, nfields);
     if (rc != 0)
         return rc;
-    s->fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO (or a device) must not wait for a writer; regular files
+     * ignore the flag. What is not a regular file is refused before it is ever read. */
+    s->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (s->fd < 0) {
         rc = -errno;
+        goto fail;
+    }
+    struct stat st;
+    if (fstat(s->fd, &st) != 0) {
+        rc = -errno;
+        goto fail;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = -PCG_ENOTREG;
         goto fail;
     }
     if ((rc = pcg_source_fit(s)) != 0)
@@ -167,7 +179,7 @@ int pcg_source_fill(pcg_source *s)
             char probe;
             n = pread(s->fd, &probe, 1, (off_t)off);
             if (n > 0)
-                return -EOVERFLOW;
+                return off >= PCG_MAX_CONTENT ? -EFBIG : -EOVERFLOW;
         } else {
             n = pread(s->fd, s->buf + off, s->cap - off, (off_t)off);
         }
@@ -181,7 +193,7 @@ int pcg_source_fill(pcg_source *s)
         off += (size_t)n;
     }
     s->len = off;
-    return 0;
+    return off > PCG_MAX_CONTENT ? -EFBIG : 0;
 }
 
 /* Returns 0 after doubling the buffer, or -ENOMEM (-EFBIG past MAX_CAPACITY). */

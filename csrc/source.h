@@ -5,6 +5,15 @@
 #include "parse_keyed.h"
 #include "pcg_value.h"
 
+/* The largest content a source accepts: a longer file reads as -EFBIG. No cgroup or proc
+ * file comes near this; a file that does is not one of them (or never ends). */
+#define PCG_MAX_CONTENT (8u << 20)
+
+/* An open that found something other than a regular file (a FIFO, a device, a
+ * directory), which could block or never end. cgroupfs, procfs and sysfs files are
+ * regular files. */
+#define PCG_ENOTREG EMEDIUMTYPE
+
 enum pcg_format {
     PCG_FMT_FLAT_KEYED = 0,  /* keys are the file's keys */
     PCG_FMT_COLON_KEYED = 1, /* keys are the file's keys, without ':' */
@@ -50,12 +59,14 @@ int pcg_source_init(pcg_source *s, enum pcg_format format, const pcg_field_spec 
                     size_t nfields);
 
 /* Returns 0 after opening path and binding the fields' keys, or -errno (-EINVAL for a key
- * the format cannot have). Allocates; the first read sizes the buffer to the content. */
+ * the format cannot have, -PCG_ENOTREG for a path that is not a regular file). The open
+ * cannot block (O_NONBLOCK). Allocates; the first read sizes the buffer to the content. */
 int pcg_source_open(pcg_source *s, const char *path, enum pcg_format format,
                     const pcg_field_spec *specs, size_t nfields);
 
 /* Returns 0 after reading the whole file into s->buf, or -errno; -EOVERFLOW when the
- * content no longer fits the buffer (call pcg_source_fit, then read again). */
+ * content no longer fits the buffer (call pcg_source_fit, then read again); -EFBIG when
+ * it is longer than PCG_MAX_CONTENT. */
 int pcg_source_fill(pcg_source *s);
 
 /* Returns 0 after copying content into the buffer as if it had been read, or -errno.
@@ -74,7 +85,8 @@ int pcg_source_read(pcg_source *s, int64_t *row);
  * growth between reads is rare; or -errno. Allocates: at open, and after -EOVERFLOW. */
 int pcg_source_fit(pcg_source *s);
 
-/* Returns 0 after doubling the buffer, or -ENOMEM (-EFBIG past 16 MiB). Not for the read path. */
+/* Returns 0 after doubling the buffer, or -ENOMEM (-EFBIG past 2 × PCG_MAX_CONTENT). Not
+ * for the read path. */
 int pcg_source_grow(pcg_source *s);
 
 /* Closes the file and frees what pcg_source_open allocated; safe to call twice. */

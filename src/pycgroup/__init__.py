@@ -7,8 +7,8 @@
 """
 
 from pycgroup.cgroup import CGroup, current, of_pid
-from pycgroup.errors import (CgroupGone, Error, MetricUnavailable, MissingExtra, ParseError,
-                             SamplerClosed)
+from pycgroup.errors import (CgroupGone, Error, MetricUnavailable, MissingExtra, NotRegularFile,
+                             ParseError, SamplerClosed)
 from pycgroup.limits import Limits, available_memory, limits
 from pycgroup import gpu
 from pycgroup.samples import GpuThrottling, Samples, Throttling
@@ -23,6 +23,7 @@ __all__ = [
     "Mark",
     "MetricUnavailable",
     "MissingExtra",
+    "NotRegularFile",
     "ParseError",
     "Sampler",
     "SamplerStats",

@@ -6,14 +6,19 @@ the differential tests, and it is the baseline the benchmarks compare against.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
+import threading
 from typing import Sequence
 
-from pycgroup.errors import ParseError
+from pycgroup.errors import NotRegularFile, ParseError
 from pycgroup.formats import MISSING, Field, Format, SourceSpec, convert
 
 U64_MAX = 2**64 - 1
+#: Longer files read as EFBIG, as in the C core (PCG_MAX_CONTENT in csrc/source.h).
+MAX_FILE_BYTES = 8 << 20
 _PSI_LINE = re.compile(
     rb"(some|full) avg10=(\d+)\.(\d+) avg60=(\d+)\.(\d+) avg300=(\d+)\.(\d+) total=(\d+)"
 )
@@ -180,11 +185,29 @@ def parse(fmt, data: bytes, keys: Sequence[str], path: str | None = None) -> lis
 
 
 def _read_all(fd: int) -> bytes:
+    """Returns the file's content from offset 0 to EOF; OSError(EFBIG) past MAX_FILE_BYTES."""
     chunks, offset = [], 0
-    while chunk := os.pread(fd, 65536, offset):
+    while chunk := os.pread(fd, min(65536, MAX_FILE_BYTES + 1 - offset), offset):
         chunks.append(chunk)
         offset += len(chunk)
+        if offset > MAX_FILE_BYTES:
+            raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
     return b"".join(chunks)
+
+
+def open_regular(path: str) -> int:
+    """Returns an fd of path opened for reading without blocking (a FIFO does not wait for
+    a writer); raises NotRegularFile for what is not a regular file, as the C core does."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise NotRegularFile(path)
+    return fd
 
 
 class Reader:
@@ -198,6 +221,7 @@ class Reader:
         self._fds: list[int | None] = []
         self._open_errors: dict[int, OSError] = {}
         self._errors: list = []
+        self._lock = threading.Lock()  # a read in flight keeps its fds until it is done
         for spec in self.specs:
             fields: Sequence[Field] = spec.fields
             if any(f.mul < 1 or f.div < 1 or f.unlimited_at < 0 for f in fields) or any(
@@ -210,7 +234,10 @@ class Reader:
 
     def _open(self, index: int, path: str) -> int | None:
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = open_regular(path)
+        except NotRegularFile as e:
+            self._open_errors[index] = e
+            return None
         except OSError as e:
             self._open_errors[index] = OSError(e.errno, os.strerror(e.errno), path)
             return None
@@ -230,12 +257,17 @@ class Reader:
         """Fills row (a mutable int64 sequence); returns how many sources failed."""
         if len(row) < self.ncolumns:
             raise ValueError(f"row has {len(row)} slots, the reader fills {self.ncolumns}")
-        row[: self.ncolumns] = [MISSING] * self.ncolumns
-        return self.read_sources(row, range(len(self.specs)))
+        with self._lock:
+            row[: self.ncolumns] = [MISSING] * self.ncolumns
+            return self._read_sources(row, range(len(self.specs)))
 
     def read_sources(self, row, indices) -> int:
         """Reads only the sources at indices into row (their columns alone change);
         returns how many failed."""
+        with self._lock:
+            return self._read_sources(row, indices)
+
+    def _read_sources(self, row, indices) -> int:
         self._errors = []
         for index in indices:
             spec, fd = self.specs[index], self._fds[index]
@@ -268,21 +300,24 @@ class Reader:
     def fill(self) -> int:
         """Reads every file without parsing; returns how many failed."""
         failed = 0
-        for fd in self._fds:
-            if fd is not None:
-                try:
-                    _read_all(fd)
-                except OSError:
-                    failed += 1
+        with self._lock:
+            for fd in self._fds:
+                if fd is not None:
+                    try:
+                        _read_all(fd)
+                    except OSError:
+                        failed += 1
         return failed
 
     def close(self) -> None:
-        """Closes every file; the reader then fills rows with MISSING."""
-        for fd in self._fds:
+        """Closes every file, after any read in flight in another thread; the reader then
+        fills rows with MISSING."""
+        with self._lock:
+            fds, self._fds = self._fds, [None] * len(self.specs)
+        for fd in fds:
             if fd is not None:
                 os.close(fd)
-        self._fds = [None] * len(self.specs)
 
     def __del__(self):
-        if getattr(self, "_fds", None):
+        if getattr(self, "_fds", None) and getattr(self, "_lock", None):
             self.close()

@@ -7,6 +7,8 @@ pycgroup.Error`` and ``except ValueError``/``OSError``/... keep working:
 - :class:`ParseError` (``ValueError``): a kernel file's content did not have the
   documented format. It names the file and line.
 - :class:`CgroupGone` (``OSError``): the cgroup was removed while it was being read.
+- :class:`NotRegularFile` (``OSError``): where a kernel file was expected there is a
+  FIFO, a device or a directory, which could block a read or never end. It names the path.
 - :class:`SamplerClosed` (``RuntimeError``): a method of a closed Sampler was called.
 - :class:`MetricUnavailable` (``LookupError``): a metric named explicitly cannot be
   provided here; the message says why.
@@ -18,6 +20,10 @@ Other I/O failures are plain :class:`OSError` subclasses carrying the file name
 """
 
 from __future__ import annotations
+
+import errno
+import os
+import stat
 
 
 class Error(Exception):
@@ -43,6 +49,33 @@ class ParseError(Error, ValueError):
 class CgroupGone(Error, OSError):
     """The cgroup was removed while it was being read (the kernel answers ENODEV, or the
     directory is gone)."""
+
+
+class NotRegularFile(Error, OSError):
+    """A path where pycgroup expects a kernel file (cgroupfs, procfs and sysfs files are all
+    regular files) is a FIFO, a device, a directory...: opening or reading it could block
+    or never end, so it is refused. ``filename`` is the path."""
+
+    def __init__(self, path: str, kind: str | None = None):
+        self.kind = kind if kind is not None else _file_kind(path)
+        super().__init__(errno.EMEDIUMTYPE, f"not a regular file ({self.kind})", path)
+
+    def __reduce__(self):
+        return (type(self), (self.filename, self.kind))
+
+
+def _file_kind(path: str) -> str:
+    """Returns what is at path, in words ("a FIFO", "a character device", ...)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        return f"cannot stat: {e.strerror}"
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a directory"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
 
 
 class SamplerClosed(Error, RuntimeError):

@@ -2,6 +2,8 @@ from libc.stdint cimport int64_t, uint32_t
 from pycgroup._core.value cimport pcg_value
 
 cdef extern from "source.h" nogil:
+    unsigned int PCG_MAX_CONTENT
+    int PCG_ENOTREG
     enum pcg_format:
         PCG_FMT_FLAT_KEYED
         PCG_FMT_COLON_KEYED
