@@ -117,6 +117,7 @@ int pcg_gpu_init(pcg_gpu *g, pcg_nvml *n, unsigned int index, const uint32_t *co
                  unsigned int pid, uint64_t history_capacity)
 {
     memset(g, 0, sizeof *g);
+    pthread_mutex_init(&g->history_lock, NULL);
     g->nvml = n;
     g->pid = pid;
     g->process_version = -1;
@@ -125,6 +126,7 @@ int pcg_gpu_init(pcg_gpu *g, pcg_nvml *n, unsigned int index, const uint32_t *co
     nvmlReturn_t rc = n->handle_by_index_v2(index, &g->device);
     if (rc != NVML_SUCCESS) {
         g->last_nvml_error = rc;
+        pcg_gpu_destroy(g);
         return -ENODEV;
     }
     for (int h = 0; h < 2 && history_capacity > 0; h++) {
@@ -286,6 +288,7 @@ static void drain_history(pcg_gpu *g)
     if (g->drains++ % 256 == 0)
         g->realtime_offset_ns = realtime_offset_ns();
     int64_t offset = g->realtime_offset_ns;
+    pthread_mutex_lock(&g->history_lock); /* a copy in another thread sees whole drains */
     for (int h = 0; h < 2; h++) {
         pcg_gpu_history *hist = &g->history[h];
         if (hist->rows == NULL)
@@ -306,6 +309,26 @@ static void drain_history(pcg_gpu *g)
             hist->last_seen_us = samples[i].timeStamp;
         }
     }
+    pthread_mutex_unlock(&g->history_lock);
+}
+
+/* Returns how many rows of history kind were copied into out, oldest first, or -EINVAL. */
+int64_t pcg_gpu_history_copy(pcg_gpu *g, int kind, int64_t (*out)[2], uint64_t max)
+{
+    if (kind < 0 || kind >= PCG_GPU_HISTORY_KINDS)
+        return -EINVAL;
+    pthread_mutex_lock(&g->history_lock);
+    pcg_gpu_history *hist = &g->history[kind];
+    uint64_t n = hist->written < hist->capacity ? hist->written : hist->capacity;
+    if (n > max)
+        n = max;
+    uint64_t start = hist->written - n;
+    for (uint64_t i = 0; i < n; i++) {
+        out[i][0] = hist->rows[(start + i) % hist->capacity][0];
+        out[i][1] = hist->rows[(start + i) % hist->capacity][1];
+    }
+    pthread_mutex_unlock(&g->history_lock);
+    return (int64_t)n;
 }
 
 /* Returns 0 after reading the bound metrics into row; -ENODEV when the GPU is lost. */
@@ -375,8 +398,11 @@ lost:
 /* Frees the histories; safe to call twice. */
 void pcg_gpu_destroy(pcg_gpu *g)
 {
+    pthread_mutex_lock(&g->history_lock);
     for (int h = 0; h < 2; h++) {
         free(g->history[h].rows);
         g->history[h].rows = NULL;
+        g->history[h].capacity = g->history[h].written = 0;
     }
+    pthread_mutex_unlock(&g->history_lock);
 }

@@ -2,6 +2,7 @@
 #ifndef PCG_NVML_H
 #define PCG_NVML_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -78,6 +79,7 @@ typedef struct pcg_gpu {
     int process_version;     /* index into nvml->processes that works, or -1 until known */
     unsigned int pid;        /* this process's PID as the driver reports it; 0: unknown */
     pcg_gpu_history history[2]; /* [0] power (mW), [1] GPU utilisation (%) */
+    pthread_mutex_t history_lock; /* held by a drain and by a copy: never a torn history */
     int64_t realtime_offset_ns; /* CLOCK_REALTIME - CLOCK_MONOTONIC, refreshed now and then */
     uint32_t drains;         /* history drains since the offset was measured */
     uint64_t lost_reads;     /* reads that found the GPU lost */
@@ -92,6 +94,13 @@ int pcg_gpu_init(pcg_gpu *g, pcg_nvml *n, unsigned int index, const uint32_t *co
 /* Returns 0 after reading the bound metrics into row (unsupported ones PCG_MISSING);
  * -ENODEV when the GPU is lost, -EIO for another NVML error (all its columns missing). */
 int pcg_gpu_read(pcg_gpu *g, int64_t *row);
+
+#define PCG_GPU_HISTORY_KINDS 2
+
+/* Returns how many (t_ns, value) rows of history kind (0 power, 1 utilisation) were
+ * copied into out, oldest first (at most max, the newest ones), consistent with the
+ * drains of a thread reading the GPU concurrently; or -EINVAL for another kind. */
+int64_t pcg_gpu_history_copy(pcg_gpu *g, int kind, int64_t (*out)[2], uint64_t max);
 
 /* Frees the histories; safe to call twice. */
 void pcg_gpu_destroy(pcg_gpu *g);

@@ -6,29 +6,30 @@ import os
 import numpy as np
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from libc.errno cimport EALREADY, EINVAL, EIO, ENODEV, ENOMEM, EOVERFLOW
+from libc.errno cimport EALREADY, EBUSY, EINVAL, EIO, ENODEV, ENOMEM, ESHUTDOWN
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 
 from pycgroup._core.nvml cimport (
-    PCG_GPU_NMETRICS, PCG_GPU_NO_COLUMN, pcg_gpu, pcg_gpu_destroy, pcg_gpu_init, pcg_gpu_read,
+    PCG_GPU_HISTORY_KINDS, PCG_GPU_NMETRICS, PCG_GPU_NO_COLUMN, pcg_gpu, pcg_gpu_destroy,
+    pcg_gpu_history_copy, pcg_gpu_init, pcg_gpu_read,
     pcg_nvml, pcg_nvml_device_count, pcg_nvml_device_uuid, pcg_nvml_load, pcg_nvml_load_error,
     pcg_nvml_unload,
 )
 from pycgroup._core.reader cimport (
-    pcg_reader, pcg_reader_close, pcg_reader_fill, pcg_reader_grow_outgrown, pcg_reader_init,
+    pcg_reader, pcg_reader_close, pcg_reader_destroy, pcg_reader_fill, pcg_reader_init,
     pcg_reader_open, pcg_reader_read,
 )
 from pycgroup._core.ring cimport (
     pcg_ring, pcg_ring_copy, pcg_ring_free, pcg_ring_init, pcg_ring_position_at,
 )
 from pycgroup._core.sampler cimport (
-    pcg_sampler, pcg_sampler_destroy, pcg_sampler_grow_outgrown, pcg_sampler_init,
+    PCG_PERIOD_MAX_NS, PCG_PERIOD_MIN_NS, pcg_sampler, pcg_sampler_close, pcg_sampler_destroy, pcg_sampler_init, pcg_sampler_running,
     pcg_sampler_set_gpus,
     pcg_sampler_lateness_quantile, pcg_sampler_sample_now, pcg_sampler_start, pcg_sampler_stop,
 )
 from pycgroup._core.source cimport (
-    PCG_FMT_COLON_KEYED, PCG_FMT_CPU_MAX, PCG_FMT_FLAT_KEYED, PCG_FMT_PID_STAT, PCG_FMT_PSI,
+    PCG_ENOTREG, PCG_MAX_CONTENT, PCG_FMT_COLON_KEYED, PCG_FMT_CPU_MAX, PCG_FMT_FLAT_KEYED, PCG_FMT_PID_STAT, PCG_FMT_PSI,
     PCG_FMT_QUOTA_V1, PCG_FMT_VALUE, pcg_field_spec, pcg_format, pcg_source, pcg_source_close, pcg_source_init,
     pcg_source_parse, pcg_source_set_content,
 )
@@ -37,12 +38,14 @@ from pycgroup._core.value cimport (
     pcg_value,
 )
 
-from pycgroup.errors import ParseError
+from pycgroup.errors import NotRegularFile, ParseError, SamplerClosed
 from pycgroup.formats import Field, Format
 
 MISSING = PCG_MISSING
 UNLIMITED = PCG_UNLIMITED
 VALUE_CEIL = PCG_VALUE_CEIL
+#: Longer files read as EFBIG (the pure twin has the same bound).
+MAX_FILE_BYTES = PCG_MAX_CONTENT
 #: The C core's format numbers, which pycgroup.formats.Format must match.
 FORMATS = {
     "FLAT_KEYED": PCG_FMT_FLAT_KEYED, "COLON_KEYED": PCG_FMT_COLON_KEYED, "VALUE": PCG_FMT_VALUE,
@@ -55,6 +58,8 @@ cdef object error_for(int rc, object path, int line, object fmt):
     """Returns the exception for a core error code about path."""
     if rc == -PCG_EPARSE:
         return ParseError(f"content is not in the {Format(fmt).name} format", path, line)
+    if rc == -PCG_ENOTREG:
+        return NotRegularFile(path)
     return OSError(-rc, os.strerror(-rc), path)
 
 
@@ -87,6 +92,11 @@ cdef class Reader:
     cdef dict _open_errors
 
     def __cinit__(self, specs, Py_ssize_t ncolumns):
+        cdef const char *path_c
+        cdef pcg_field_spec *specs_c
+        cdef int format_c, rc
+        cdef size_t nfields
+        cdef Py_ssize_t i
         self.specs = tuple(specs)
         self.ncolumns = ncolumns
         self._open_errors = {}
@@ -99,8 +109,11 @@ cdef class Reader:
             specs_c = field_specs(spec.fields, keep_alive)
             path = os.fsencode(spec.path)
             format_c = int(spec.format)
-            rc = pcg_reader_open(&self._reader, i, path, <pcg_format>format_c, specs_c,
-                                 len(spec.fields))
+            path_c = path
+            nfields = len(spec.fields)
+            with nogil:  # the open cannot block (O_NONBLOCK), but it is I/O all the same
+                rc = pcg_reader_open(&self._reader, i, path_c, <pcg_format>format_c, specs_c,
+                                     nfields)
             free(specs_c)
             if rc == -EINVAL:
                 raise ValueError(f"{spec.path}: cannot read fields {list(spec.fields)} "
@@ -108,21 +121,18 @@ cdef class Reader:
             if rc == -ENOMEM:
                 raise MemoryError()
             if rc != 0:
-                self._open_errors[i] = OSError(-rc, os.strerror(-rc), spec.path)
+                self._open_errors[i] = error_for(rc, spec.path, 0, spec.format)
 
     def __dealloc__(self):
-        pcg_reader_close(&self._reader)
+        pcg_reader_destroy(&self._reader)
 
     def open_errors(self):
         """Returns {source index: OSError} for the files that could not be opened."""
         return dict(self._open_errors)
 
     cdef size_t read_row(self, int64_t *row) noexcept nogil:
-        """Returns how many sources failed, growing buffers that content outgrew."""
-        cdef size_t failed = pcg_reader_read(&self._reader, row)
-        while failed and pcg_reader_grow_outgrown(&self._reader) > 0:
-            failed = pcg_reader_read(&self._reader, row)
-        return failed
+        """Returns how many sources failed (the core regrows buffers content outgrew)."""
+        return pcg_reader_read(&self._reader, row)
 
     def read_into(self, int64_t[::1] row):
         """Fills row (int64, at least ncolumns long); returns how many sources failed."""
@@ -139,8 +149,11 @@ cdef class Reader:
         cdef int64_t *row = <int64_t *>malloc((self.ncolumns or 1) * sizeof(int64_t))
         if row == NULL:
             raise MemoryError()
+        cdef size_t failed
         try:
-            if self.read_row(row):
+            with nogil:
+                failed = self.read_row(row)
+            if failed:
                 raise self.errors()[0][1]
             return [row[i] for i in range(self.ncolumns)]
         finally:
@@ -164,9 +177,10 @@ cdef class Reader:
         return failed
 
     def close(self):
-        """Closes every file; the reader then fills rows with MISSING."""
-        pcg_reader_close(&self._reader)
-        pcg_reader_init(&self._reader, 0, self.ncolumns)
+        """Closes every file, after any read in flight in another thread; the reader then
+        fills rows with MISSING."""
+        with nogil:
+            pcg_reader_close(&self._reader)
 
 
 def parse(fmt, bytes data, keys):
@@ -232,7 +246,11 @@ cdef class Engine:
         free(every_c)
         if rc != 0:
             pcg_ring_free(&self._ring)
-            raise MemoryError() if rc == -ENOMEM else ValueError("bad sampler settings")
+            if rc == -ENOMEM:
+                raise MemoryError()
+            raise ValueError(f"period_ns must be between {PCG_PERIOD_MIN_NS} and "
+                             f"{PCG_PERIOD_MAX_NS}, not {period_ns}") if rc == -EINVAL else \
+                OSError(-rc, os.strerror(-rc))
         self._reader = reader
         self._ready = True
 
@@ -252,8 +270,11 @@ cdef class Engine:
             raise MemoryError()
         for i, group in enumerate(groups):
             pointers[i] = &group._gpu
-        if pcg_sampler_set_gpus(&self._sampler, pointers, len(groups), every) != 0:
+        rc = pcg_sampler_set_gpus(&self._sampler, pointers, len(groups), every)
+        if rc != 0:
             free(pointers)
+            if rc == -ESHUTDOWN:
+                raise SamplerClosed("the sampler is closed")
             raise RuntimeError("cannot change the GPUs of a running sampler")
         free(self._gpu_pointers)
         self._gpu_pointers = pointers
@@ -269,24 +290,36 @@ cdef class Engine:
 
     @property
     def running(self):
-        return bool(self._sampler.running)
+        return pcg_sampler_running(&self._sampler)
 
     def start(self):
-        rc = pcg_sampler_start(&self._sampler)
+        """Starts the thread (nothing if it runs); SamplerClosed after close()."""
+        cdef int rc
+        with nogil:  # waits for a stop in flight in another thread
+            rc = pcg_sampler_start(&self._sampler)
+        if rc == -ESHUTDOWN:
+            raise SamplerClosed("the sampler is closed")
         if rc != 0 and rc != -EALREADY:
             raise OSError(-rc, os.strerror(-rc))
 
     def stop(self):
+        """Stops and joins the thread (at once, whatever the period); safe from any thread."""
         with nogil:
             pcg_sampler_stop(&self._sampler)
+
+    def close(self):
+        """Stops the thread and waits for rows in flight; then start() and sample() raise
+        SamplerClosed. The reader is not closed here: its owner closes it."""
+        with nogil:
+            pcg_sampler_close(&self._sampler)
 
     def sample(self):
         """Takes one row now in this thread; returns its timestamp."""
         cdef int64_t t
         with nogil:
             t = pcg_sampler_sample_now(&self._sampler)
-        if self._sampler.last_error == -EOVERFLOW:  # rare: a file outgrew its buffer
-            pcg_sampler_grow_outgrown(&self._sampler)
+        if t < 0:
+            raise SamplerClosed("the sampler is closed")
         return t
 
     def after_fork_in_child(self):
@@ -294,7 +327,7 @@ cdef class Engine:
 
     def replace_reader(self, Reader reader):
         """Reads through another reader of the same shape (after fork); not while running."""
-        if self._sampler.running or reader.ncolumns != self._reader.ncolumns:
+        if pcg_sampler_running(&self._sampler) or reader.ncolumns != self._reader.ncolumns:
             raise RuntimeError("cannot replace the reader of a running sampler")
         self._sampler.reader = &reader._reader
         self._reader = reader
@@ -313,7 +346,6 @@ cdef class Engine:
             return out, self._ring.committed
         with nogil:
             n = pcg_ring_copy(&self._ring, start, &view[0, 0], max_rows, &first)
-        pcg_sampler_grow_outgrown(&self._sampler)
         return out[:n], first
 
     def stats(self):
@@ -442,12 +474,14 @@ cdef class GpuGroup:
 
     def history(self, int kind):
         """Returns (t_ns, values) of the driver's samples drained so far, oldest first:
-        kind 0 is power in mW, 1 GPU utilisation in %."""
-        cdef uint64_t n, start, i, cap = self._gpu.history[kind].capacity
-        n = min(self._gpu.history[kind].written, cap)
-        start = self._gpu.history[kind].written - n
-        out = np.empty((n, 2), dtype=np.int64)
-        for i in range(n):
-            out[i, 0] = self._gpu.history[kind].rows[(start + i) % cap][0]
-            out[i, 1] = self._gpu.history[kind].rows[(start + i) % cap][1]
-        return out[:, 0], out[:, 1]
+        kind 0 is power in mW, 1 GPU utilisation in %. A consistent copy while a thread
+        reads the GPU."""
+        if not 0 <= kind < PCG_GPU_HISTORY_KINDS:
+            raise ValueError(f"history kind must be 0 (power) or 1 (utilisation), not {kind}")
+        cdef uint64_t cap = self._gpu.history[kind].capacity
+        out = np.empty((max(cap, 1), 2), dtype=np.int64)
+        cdef int64_t[:, ::1] view = out
+        cdef int64_t n
+        with nogil:
+            n = pcg_gpu_history_copy(&self._gpu, kind, <int64_t (*)[2]>&view[0, 0], cap)
+        return out[:n, 0].copy(), out[:n, 1].copy()

@@ -23,4 +23,6 @@ cdef extern from "nvml.h" nogil:
     int pcg_gpu_init(pcg_gpu *g, pcg_nvml *n, unsigned int index, const uint32_t *columns,
                      unsigned int pid, uint64_t history_capacity)
     int pcg_gpu_read(pcg_gpu *g, int64_t *row)
+    int PCG_GPU_HISTORY_KINDS
+    int64_t pcg_gpu_history_copy(pcg_gpu *g, int kind, int64_t (*out)[2], uint64_t max)
     void pcg_gpu_destroy(pcg_gpu *g)
