@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import os
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from pycgroup import catalogue, discovery, gpu, plan
 from pycgroup.sources import Derived, Source, Unavailable
 from pycgroup.formats import Format
+
+#: How many metric lists' readers read() keeps open (least recently used closed first):
+#: a program polling a few fixed lists reuses their open files, and one building a new
+#: list on every call holds at most this many lists' files.
+READ_CACHE_SIZE = 16
 
 
 @dataclass(frozen=True, eq=False)
@@ -16,7 +23,8 @@ class CGroup:
 
     ``mode`` is "v1", "v2", "hybrid" or "none" (no cgroup hierarchy is mounted where
     this process can see it); ``paths`` maps each controller ("unified" for cgroup v2)
-    to its directory. Reads keep their files open: ``close()`` or ``with`` releases them.
+    to its directory. Reads keep the files of the last READ_CACHE_SIZE metric lists
+    open: ``close()`` or ``with`` releases them.
     """
 
     mode: str
@@ -26,7 +34,9 @@ class CGroup:
     procfs: str = "/proc"
     deleted: bool = False  # the kernel reports the cgroup as removed
     problems: tuple = ()  # hierarchies the process is in but that cannot be read here
-    _plans: dict = field(default_factory=dict, repr=False, compare=False)
+    _plans: OrderedDict = field(default_factory=OrderedDict, repr=False, compare=False)
+    _plans_lock: threading.Lock = field(default_factory=threading.Lock, repr=False,
+                                        compare=False)
 
     def resolve(self, name: str) -> Source | Derived | Unavailable:
         """Returns where a metric is read; raises KeyError for an unknown name."""
@@ -73,17 +83,25 @@ class CGroup:
         if isinstance(names, str):
             names = [names]
         key = (tuple(names), backend)
-        current = self._plans.get(key)
-        if current is None:
-            current = plan.build(names, self.resolve, backend)
-            self._plans[key] = current
-        return current.values(current.read())
+        # One lock for the cache and the read: a reader evicted (closed) by another thread
+        # must not be read, or its metrics would read as None.
+        with self._plans_lock:
+            current = self._plans.get(key)
+            if current is None:
+                current = plan.build(names, self.resolve, backend)
+                self._plans[key] = current
+                while len(self._plans) > READ_CACHE_SIZE:
+                    self._plans.popitem(last=False)[1].reader.close()
+            else:
+                self._plans.move_to_end(key)
+            return current.values(current.read())
 
     def close(self) -> None:
         """Closes the files that reads keep open."""
-        for p in self._plans.values():
-            p.reader.close()
-        self._plans.clear()
+        with self._plans_lock:
+            for p in self._plans.values():
+                p.reader.close()
+            self._plans.clear()
 
     def __enter__(self):
         return self
