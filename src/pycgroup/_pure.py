@@ -38,6 +38,9 @@ class _BadContent(Exception):
 def _u64(token: bytes) -> int | None:
     if not token.isdigit():
         return None
+    token = token.lstrip(b"0") or b"0"
+    if len(token) > 20:  # more digits than 2**64-1 has (and int() refuses past 4,300)
+        return None
     value = int(token)
     return value if value <= U64_MAX else None
 
