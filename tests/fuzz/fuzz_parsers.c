@@ -1,4 +1,6 @@
-/* Fuzz target for the C core's parsers and sources.
+/* Fuzz target for the C core's parsers and sources. Oracle: a source that parsed other
+ * content before (warm) gives exactly what a fresh source gives, on moved and repeated
+ * keys too.
  *
  * With clang: clang -fsanitize=fuzzer,address,undefined -DPCG_LIBFUZZER ... (libFuzzer).
  * With gcc: built with -fsanitize=address,undefined, main() below mutates the seed files
@@ -28,7 +30,92 @@ static void check(int ok, const char *what)
     }
 }
 
-/* Parses data (first byte: the format) twice through one source, as repeated reads do. */
+/* Checks that a source that parsed other content before (warm: it remembers where keys
+ * were) gives exactly what a fresh source gives for the same content. */
+static void check_warm_equals_fresh(pcg_source *warm, const pcg_field_spec *specs,
+                                    const char *text, size_t len)
+{
+    pcg_source fresh;
+    check(pcg_source_init(&fresh, warm->format, specs, 3) == 0, "init fresh");
+    check(pcg_source_set_content(&fresh, text, len) == 0, "set content");
+    int rc_fresh = pcg_source_parse(&fresh);
+    check(pcg_source_set_content(warm, text, len) == 0, "set content");
+    int rc_warm = pcg_source_parse(warm);
+    check(rc_warm == rc_fresh, "warm and fresh parses accept the same content");
+    if (rc_warm != 0)
+        check(warm->error_line == fresh.error_line, "warm and fresh report the same line");
+    for (int i = 0; rc_warm == 0 && i < 3; i++) {
+        check(warm->values[i].kind == fresh.values[i].kind, "warm and fresh: same kind");
+        check(warm->values[i].kind != PCG_VAL_NUMBER ||
+                  warm->values[i].number == fresh.values[i].number,
+              "warm and fresh: same value");
+    }
+    pcg_source_close(&fresh);
+}
+
+/* Returns the length of a variant of text[0, len) in out (capacity 2 * len + 2): its
+ * lines moved, or one line repeated, as a file that changed between two reads. */
+static size_t vary(const char *text, size_t len, unsigned how, char *out)
+{
+    const char *nl = memchr(text, '\n', len);
+    size_t first = nl != NULL ? (size_t)(nl + 1 - text) : len; /* the first line, with \n */
+    size_t n = 0;
+    switch (how % 4) {
+    case 0: /* the first line dropped: every key one line up */
+        memcpy(out, text + first, len - first);
+        return len - first;
+    case 1: /* the first line overwritten by another (chosen by how) with another last
+             * byte: the keys below keep their lines, and a key may now come twice */
+    {
+        size_t lines = 0, start = 0, end = len;
+        for (size_t i = 0; i < len; i++)
+            lines += text[i] == '\n';
+        size_t pick = lines ? (how / 4) % lines : 0;
+        for (size_t i = 0, line = 0; i < len; i++) {
+            if (text[i] != '\n')
+                continue;
+            if (line == pick) {
+                end = i;
+                break;
+            }
+            start = i + 1;
+            line++;
+        }
+        memcpy(out, text + start, end - start);
+        n = end - start;
+        if (n > 0)
+            out[n - 1] = out[n - 1] >= '0' && out[n - 1] < '9' ? out[n - 1] + 1 : '0';
+        out[n++] = '\n';
+        memcpy(out + n, text + first, len - first);
+        return n + len - first;
+    }
+    case 2: /* the first line repeated at the end */
+        memcpy(out, text, len);
+        n = len;
+        if (n > 0 && out[n - 1] != '\n')
+            out[n++] = '\n';
+        memcpy(out + n, text, first);
+        return n + first;
+    default: /* the first line repeated after the second */
+    {
+        const char *nl2 = first < len ? memchr(text + first, '\n', len - first) : NULL;
+        size_t second = nl2 != NULL ? (size_t)(nl2 + 1 - text) : len;
+        memcpy(out, text, second);
+        n = second;
+        if (n > 0 && out[n - 1] != '\n')
+            out[n++] = '\n';
+        memcpy(out + n, text, first);
+        n += first;
+        memcpy(out + n, text + second, len - second);
+        return n + len - second;
+    }
+    }
+}
+
+static unsigned next_variant;
+
+/* Parses data (first byte: the format) through one source, then a variant of it through
+ * the same (warm) source and through a fresh one: both must give the same answer. */
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
     if (size == 0)
@@ -42,12 +129,18 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     check(pcg_source_init(&s, format, specs, 3) == 0, "init");
     const char *text = (const char *)data + 1;
     size_t len = size - 1;
-    size_t lines = 1;
-    for (size_t i = 0; i < len; i++)
-        lines += text[i] == '\n';
+    char *variant = malloc(2 * len + 2);
     for (int pass = 0; pass < 2; pass++) {
-        check(pcg_source_set_content(&s, text, len) == 0, "set content");
-        int rc = pcg_source_parse(&s);
+        size_t lines = 1;
+        for (size_t i = 0; i < len; i++)
+            lines += text[i] == '\n';
+        if (pass == 1) {
+            check_warm_equals_fresh(&s, specs, text, len);
+        } else {
+            check(pcg_source_set_content(&s, text, len) == 0, "set content");
+            pcg_source_parse(&s);
+        }
+        int rc = pcg_source_parse(&s); /* and once more, warm on the same content */
         check(rc == 0 || rc == -PCG_EPARSE, "parse returns 0 or -EBADMSG");
         if (rc != 0)
             check(s.error_line >= 1 && (size_t)s.error_line <= lines, "error line in range");
@@ -57,13 +150,12 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
             check(rc != 0 || s.values[i].kind <= PCG_VAL_MAX, "value kind");
             check(s.values[i].kind != PCG_VAL_NUMBER || row[i] >= 0, "numbers are >= 0");
         }
-        /* Shift the content by one line so the second pass meets moved keys. */
-        const char *nl = memchr(text, '\n', len);
-        if (nl != NULL) {
-            len -= (size_t)(nl + 1 - text);
-            text = nl + 1;
+        if (pass == 0) { /* the second pass meets moved or repeated keys */
+            len = vary(text, len, (unsigned)(next_variant++ * 2654435761u >> 7), variant);
+            text = variant;
         }
     }
+    free(variant);
     pcg_source_close(&s);
     return 0;
 }
