@@ -138,8 +138,8 @@ def test_span_measures_its_block(tree, backend):
     assert sp.peak["memory.working_set"] == 157286400 - 41943040
     assert sp.throttling.cpu_throttled_fraction == 4 / 8
     assert sp.throttling.cpu_limit_cores == 0.5  # the parent's cpu.max in this tree
-    assert sp.duration_s > 0 and len(sp.samples) == 2
-    assert [m.label for m in s.marks()] == ["step"]
+    assert sp.duration_s > 0 and sp.boundary_error_ns == 0  # no thread: rows read at enter/exit
+    assert s.marks() == []  # spans are not marks
 
 
 def test_steps_table(tree, backend):
@@ -157,9 +157,9 @@ def test_steps_table(tree, backend):
     s.mark("batch")
     s.mark("other")
     table = s.steps("batch")
-    assert len(table["start_ns"]) == 4
-    assert table["cpu.stat.usage_usec"].tolist() == [1000, 2000, 3000, 4000]
+    assert len(table) == 4
+    assert table["cpu.stat.usage_usec.delta"].tolist() == [1000, 2000, 3000, 4000]
     assert table["memory.current.peak"].tolist() == [157286400] * 4
     assert np.all(table["duration_s"] > 0)
     assert np.array_equal(table["start_ns"][1:], table["end_ns"][:-1])
-    assert len(s.steps("other")["start_ns"]) == 0
+    assert len(s.steps("other")) == 0
