@@ -324,6 +324,21 @@ int64_t pcg_sampler_sample_now(pcg_sampler *s)
     return t;
 }
 
+/* Returns the timestamp of a row read now, after copying it into out and its position, or
+ * -ESHUTDOWN once the sampler is closed (out is left as it was). */
+int64_t pcg_sampler_sample_into(pcg_sampler *s, int64_t *out, uint64_t *pos)
+{
+    pthread_mutex_lock(&s->lock);
+    int64_t t = -ESHUTDOWN;
+    if (atomic_load(&s->state) != PCG_SAMPLER_CLOSED) {
+        t = take_row(s, 0, true);
+        memcpy(out, s->row, s->ring->width * sizeof *out);
+        *pos = atomic_load_explicit(&s->ring->committed, memory_order_relaxed) - 1;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return t;
+}
+
 /* Returns the lateness in ns below which a fraction q of the thread's wake-ups fell. */
 uint64_t pcg_sampler_lateness_quantile(pcg_sampler *s, double q)
 {

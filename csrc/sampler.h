@@ -86,6 +86,11 @@ bool pcg_sampler_running(pcg_sampler *s);
  * source; -ESHUTDOWN once the sampler is closed (no row is pushed then). */
 int64_t pcg_sampler_sample_now(pcg_sampler *s);
 
+/* Returns the timestamp of a row read now, in the calling thread, from every source, after
+ * copying that row (ring width int64s) into out and its ring position into *pos;
+ * -ESHUTDOWN once the sampler is closed. */
+int64_t pcg_sampler_sample_into(pcg_sampler *s, int64_t *out, uint64_t *pos);
+
 /* Returns the lateness in ns below which a fraction q of the thread's wake-ups fell. */
 uint64_t pcg_sampler_lateness_quantile(pcg_sampler *s, double q);
 

@@ -22,5 +22,6 @@ cdef extern from "sampler.h" nogil:
     int64_t pcg_sampler_sample_now(pcg_sampler *s)
     int pcg_sampler_close(pcg_sampler *s)
     bint pcg_sampler_running(pcg_sampler *s)
+    int64_t pcg_sampler_sample_into(pcg_sampler *s, int64_t *out, uint64_t *pos)
     uint64_t pcg_sampler_lateness_quantile(pcg_sampler *s, double q)
     void pcg_sampler_destroy(pcg_sampler *s)
