@@ -1,5 +1,6 @@
 """Snapshot reads on fixture trees: every metric's value, unit and v1/v2 source."""
 
+import math
 import os
 
 import pytest
@@ -50,7 +51,7 @@ V1 = {
 }
 V2 = {
     "memory.current": 157286400,
-    "memory.max": None,  # "max"
+    "memory.max": math.inf,  # "max"
     "memory.high": 805306368,
     "memory.peak": 209715200,
     "memory.swap.current": 1048576,
@@ -72,7 +73,7 @@ V2 = {
     "cpu.stat.throttled_usec": 4500000,
     "cpu.stat.nr_bursts": 0,
     "cpu.stat.burst_usec": 0,
-    "cpu.max.quota_usec": None,
+    "cpu.max.quota_usec": math.inf,
     "cpu.max.period_usec": 100000,
     "cpu.pressure.some.total": 123456,
     "cpu.pressure.full.total": 65432,
@@ -81,12 +82,12 @@ V2 = {
     "io.pressure.some.total": 9000,
     "io.pressure.full.total": 8000,
     "pids.current": 7,
-    "pids.max": None,
+    "pids.max": math.inf,
     **PROC,
 }
 HYBRID = {
-    "memory.max": None,  # v1's page-rounded LONG_MAX
-    "cpu.max.quota_usec": None,  # cfs_quota_us -1
+    "memory.max": math.inf,  # v1's page-rounded LONG_MAX
+    "cpu.max.quota_usec": math.inf,  # cfs_quota_us -1
     "cpu.stat.usage_usec": 5000000,  # from v1 cpuacct, not the unified cpu.stat
     "cpu.pressure.some.total": 4242,
     "cpu.pressure.full.total": 2121,

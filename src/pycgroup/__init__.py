@@ -10,6 +10,7 @@ from pycgroup.cgroup import CGroup, current, of_pid
 from pycgroup.errors import (CgroupGone, Error, MetricUnavailable, MissingExtra, ParseError,
                              SamplerClosed)
 from pycgroup.limits import Limits, available_memory, limits
+from pycgroup.values import UNLIMITED
 from pycgroup import gpu
 from pycgroup.samples import GpuThrottling, Samples, Throttling
 from pycgroup.sampler import Mark, Sampler, SamplerStats, Span
@@ -30,6 +31,7 @@ __all__ = [
     "SamplerClosed",
     "Span",
     "Throttling",
+    "UNLIMITED",
     "available_memory",
     "current",
     "gpu",
