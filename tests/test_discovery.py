@@ -56,11 +56,13 @@ def test_cgroup_namespace_root(tree):
     assert cg.paths == {"unified": os.path.join(rootfs, "sys/fs/cgroup")}
 
 
-def test_process_moved_out_of_the_namespace_is_reported_not_guessed(tree):
+def test_process_moved_out_of_the_namespace_is_reported_and_falls_back(tree):
     procfs, rootfs = tree("cgroupns")
     cg = pycgroup.of_pid(77, procfs, rootfs)
-    assert cg.mode == "none" and cg.paths == {}
-    assert len(cg.problems) == 1 and "outside every mount" in cg.problems[0]
+    # No cgroup.procs below the mount lists it: the mount point stands in, as in the JDK.
+    assert cg.mode == "v2" and cg.paths == {"unified": os.path.join(rootfs, "sys/fs/cgroup")}
+    assert len(cg.problems) == 1 and "is outside the root / of its mount" in cg.problems[0]
+    assert "the mount point's limits stand in" in cg.problems[0]
 
 
 def test_deleted_suffix_is_stripped_and_flagged(tree):
@@ -74,7 +76,8 @@ def test_no_cgroup_mounts_is_a_clear_result(tree):
     procfs, rootfs = tree("none")
     cg = pycgroup.current(procfs, rootfs)
     assert (cg.mode, cg.paths) == ("none", {})
-    assert cg.metrics() == ["host.mem.available", "host.mem.total", "proc.rss_bytes",
+    assert cg.metrics() == ["host.mem.available", "host.mem.free", "host.mem.total",
+                            "host.swap.total", "proc.rss_bytes",
                             "proc.stime_usec", "proc.utime_usec"]
     assert cg.read(["memory.current"]) == {"memory.current": None}
     assert "no memory cgroup hierarchy is mounted" in cg.explain("memory.current")

@@ -1,5 +1,6 @@
 """Container-aware limits on fixture trees."""
 
+import math
 import os
 
 import pytest
@@ -16,7 +17,7 @@ def test_v1_leaf_limits(tree, backend):
     lim = pycgroup.limits(pycgroup.current(procfs, rootfs), backend)
     assert lim.memory_max_bytes == 536870912
     assert lim.memory_high_bytes is None
-    assert lim.swap_max_bytes is None  # hierarchical_memsw_limit is unlimited
+    assert lim.swap_max_bytes == math.inf  # hierarchical_memsw_limit is unlimited
     assert lim.host_memory_bytes == 8039424 * 1024
     assert lim.effective_memory_bytes == 536870912
     assert lim.cpu_quota_cores == 1.5
@@ -55,14 +56,14 @@ def test_limit_above_host_memory_is_unlimited(tree, backend):
     with open(os.path.join(cg.paths["unified"], "memory.max"), "w") as f:
         f.write(f"{64 * 2**30}\n")  # 64 GiB on an 8 GiB host
     lim = pycgroup.limits(cg, backend)
-    assert lim.memory_max_bytes is None
+    assert lim.memory_max_bytes == math.inf
     assert lim.effective_memory_bytes == lim.host_memory_bytes == 8039424 * 1024
 
 
 def test_no_cgroup_falls_back_to_the_host(tree, backend):
     procfs, rootfs = tree("none")
     lim = pycgroup.limits(pycgroup.current(procfs, rootfs), backend)
-    assert lim.memory_max_bytes is None and lim.cpu_quota_cores is None
+    assert lim.memory_max_bytes == math.inf and lim.cpu_quota_cores == math.inf
     assert lim.effective_memory_bytes == 8039424 * 1024
     assert lim.cpu_count == len(os.sched_getaffinity(0))
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass, field
+from typing import Any, Iterable, Union
 
 from pycgroup import catalogue, discovery, gpu, plan
+from pycgroup.errors import CgroupGone
 from pycgroup.sources import Derived, Source, Unavailable
 from pycgroup.formats import Format
+
+#: What read() returns for one metric: an int, UNLIMITED (math.inf) or None (unavailable).
+Value = Union[int, float, None]
 
 
 @dataclass(frozen=True, eq=False)
@@ -25,12 +31,35 @@ class CGroup:
     pid: int | str = "self"
     procfs: str = "/proc"
     deleted: bool = False  # the kernel reports the cgroup as removed
-    problems: tuple = ()  # hierarchies the process is in but that cannot be read here
+    problems: tuple = ()  # what discovery could not find as the kernel describes it
+    # controller -> the hierarchy directory its mount shows ("/" unless a subtree).
+    hierarchy_roots: dict = field(default_factory=dict, repr=False)
+    missing: tuple = ()  # directories of paths that did not exist when discovered
     _plans: dict = field(default_factory=dict, repr=False, compare=False)
+    _derived: dict = field(default_factory=dict, repr=False, compare=False)
 
-    def resolve(self, name: str) -> Source | Derived | Unavailable:
+    def resolve(self, name: str) -> Union[Source, Derived, Unavailable, gpu.GpuSource]:
         """Returns where a metric is read; raises KeyError for an unknown name."""
-        return catalogue.resolve(name, self.paths, self.procfs, self.pid)
+        where = catalogue.resolve(name, self.paths, self.procfs, self.pid)
+        if name in ("memory.current", catalogue.WORKING_SET) and self._root_without_usage():
+            if name == catalogue.WORKING_SET:
+                return Unavailable("the cgroup v2 root has no memory.current to take the "
+                                   "working set of (read memory.current: it is derived from "
+                                   "/proc/meminfo there)")
+            root = catalogue.ROOT_MEMORY_CURRENT
+            return Derived(root.inputs, root.compute, root.note)
+        return where
+
+    def _root_without_usage(self) -> bool:
+        return self.is_v2_root() and "memory" not in self.paths and not os.path.exists(
+            os.path.join(self.paths["unified"], "memory.current"))
+
+    def is_v2_root(self) -> bool:
+        """Returns whether this is the root cgroup of a cgroup2 hierarchy (the host's, not
+        a namespace's root, which has the files a root lacks)."""
+        unified = self.paths.get("unified")
+        return (unified is not None and unified == self.mount_roots.get("unified")
+                and self.hierarchy_roots.get("unified", "/") == "/")
 
     def explain(self, name: str) -> str:
         """Returns where a metric comes from here, or why it is unavailable."""
@@ -39,7 +68,8 @@ class CGroup:
             return f"{name}: unavailable: {where.reason}"
         if isinstance(where, Derived):
             parts = "; ".join(self.explain(n) for n in where.inputs)
-            return f"{name}: derived from {', '.join(where.inputs)} ({parts})"
+            how = f" as {where.note}" if where.note else ""
+            return f"{name}: derived from {', '.join(where.inputs)}{how} ({parts})"
         missing = missing_reason(where)
         return f"{name}: {where.describe()}" + (f" (unavailable: {missing})" if missing else "")
 
@@ -66,10 +96,14 @@ class CGroup:
                 available.append(name)
         return available
 
-    def read(self, names, backend: str = "native") -> dict:
-        """Returns {name: int or None}: None for what is unavailable (see explain()) and
-        for limits that are unlimited. Raises KeyError for unknown names, OSError naming
-        the file for I/O errors, ParseError for content that does not parse."""
+    def read(self, names: Union[str, Iterable[str]], backend: str = "native") -> dict[str, Value]:
+        """Returns {name: value}: an int, ``pycgroup.UNLIMITED`` (``math.inf``) for a limit
+        that is unlimited, or None for what is unavailable here (see explain()).
+
+        Raises KeyError for unknown names, :class:`pycgroup.CgroupGone` (an OSError,
+        errno ENODEV or ENOENT, naming the file or directory) when the cgroup was removed,
+        other OSErrors naming the file for I/O errors, and ParseError for content that
+        does not parse."""
         if isinstance(names, str):
             names = [names]
         key = (tuple(names), backend)
@@ -77,7 +111,41 @@ class CGroup:
         if current is None:
             current = plan.build(names, self.resolve, backend)
             self._plans[key] = current
-        return current.values(current.read())
+            if current.unavailable:
+                self._raise_if_gone()
+        try:
+            values = current.values(current.read())
+        except OSError as e:
+            if e.errno == errno.ENODEV or self._gone() is not None:
+                raise _gone_error(e) from e
+            raise
+        derived = self._derived.get(key)
+        if derived is None:
+            derived = {n: w for n in key[0] if isinstance(w := self.resolve(n), Derived)
+                       and w.compute is not None}
+            self._derived[key] = derived
+        if derived:
+            values.update(self._derive(derived, backend))
+        return values
+
+    def _derive(self, derived: dict[str, Derived], backend: str) -> dict[str, Value]:
+        inputs = [n for where in derived.values() for n in where.inputs]
+        got = self.read(inputs, backend)
+        return {name: where.compute(*(got[n] for n in where.inputs))  # type: ignore[misc]
+                for name, where in derived.items()}
+
+    def _gone(self) -> str | None:
+        """Returns a cgroup directory that existed when discovered and is gone now."""
+        for path in self.paths.values():
+            if path not in self.missing and not os.path.isdir(path):
+                return path
+        return None
+
+    def _raise_if_gone(self) -> None:
+        path = self._gone()
+        if path is not None:
+            self.close()
+            raise CgroupGone(errno.ENOENT, "the cgroup was removed", path)
 
     def close(self) -> None:
         """Closes the files that reads keep open."""
@@ -85,11 +153,17 @@ class CGroup:
             p.reader.close()
         self._plans.clear()
 
-    def __enter__(self):
+    def __enter__(self) -> "CGroup":
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _gone_error(e: OSError) -> CgroupGone:
+    """Returns the CgroupGone for an OSError met reading a removed cgroup."""
+    return CgroupGone(e.errno, "the cgroup was removed" if e.errno == errno.ENODEV
+                      else e.strerror, e.filename)
 
 
 def _keys_of(path: str, separator: str = " ") -> list[str]:
@@ -99,7 +173,7 @@ def _keys_of(path: str, separator: str = " ") -> list[str]:
                 for line in f.read().splitlines() if line]
 
 
-def missing_reason(where) -> str | None:
+def missing_reason(where: Any) -> str | None:
     """Returns why a resolved metric cannot be read now, or None when it can."""
     if isinstance(where, Unavailable):
         return where.reason
@@ -126,4 +200,4 @@ def of_pid(pid: int | str, procfs: str = "/proc", rootfs: str = "/") -> CGroup:
     """Returns the cgroups of another process (its proc.* metrics are its own)."""
     found = discovery.discover(pid, procfs, rootfs)
     return CGroup(found.mode, found.paths, found.mount_roots, pid, procfs, found.deleted,
-                  found.problems)
+                  found.problems, found.hierarchy_roots, found.missing)
