@@ -151,3 +151,92 @@ def test_live_discovery_matches_the_kernel():
     if "memory" in cg.paths:
         line = next(l for l in text.splitlines() if l.split(":")[1] == "memory")
         assert cg.paths["memory"].endswith(line.split(":", 2)[2].rstrip("/"))
+
+
+def test_dotdot_path_is_found_by_cgroup_procs_at_the_depth_it_gives(tree):
+    procfs, rootfs = tree("dotdot")
+    cg = pycgroup.current(procfs, rootfs)
+    # /../other under a mount root of /../../..: 3 - 1 + 1 = 3 levels down, named "other",
+    # and listing PID 4242 (the decoy at depth 1 lists it too, but is at the wrong depth).
+    assert cg.paths == {"unified": os.path.join(rootfs, "sys/fs/cgroup/kubepods/pod1/other")}
+    assert cg.mode == "v2"
+    assert len(cg.problems) == 1 and "found it by the cgroup.procs that lists PID 4242" in (
+        cg.problems[0])
+
+
+def test_dotdot_path_not_found_falls_back_to_the_mount_point(tree):
+    procfs, rootfs = tree("dotdot")
+    os.remove(os.path.join(rootfs, "sys/fs/cgroup/kubepods/pod1/other/cgroup.procs"))
+    cg = pycgroup.current(procfs, rootfs)
+    assert cg.paths == {"unified": os.path.join(rootfs, "sys/fs/cgroup")}
+    assert "no cgroup.procs below the mount point lists PID 4242" in cg.problems[0]
+
+
+@pytest.mark.parametrize("path, root, depth", [
+    ("/../other", "/../../..", 3), ("/", "/../..", 2), ("/../../x/y", "/../..", 2),
+    ("/../x", "/", None), ("/a", "/../b", None), ("/../a/../b", "/../..", None),
+])
+def test_search_depth(path, root, depth):
+    from pycgroup.discovery import search_depth
+
+    assert search_depth(path, root) == depth
+
+
+def test_conventional_mount_wins_over_an_earlier_bind_mount(tree):
+    procfs, rootfs = tree("mounted-twice")
+    cg = pycgroup.current(procfs, rootfs)
+    assert cg.paths == {"unified": os.path.join(rootfs, "sys/fs/cgroup/app")}
+    assert cg.read(["memory.max"]) == {"memory.max": 268435456}
+
+
+def test_mount_whose_root_covers_the_path_wins_over_the_conventional_place():
+    mounts = parse_mountinfo("1 0 0:1 /other /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n"
+                             "2 0 0:1 / /mnt/cg rw - cgroup2 cgroup2 rw\n")
+    found = resolve([Membership(0, (), "/app", False)], mounts, "/")
+    assert found.paths == {"unified": "/mnt/cg/app"}
+    assert found.hierarchy_roots == {"unified": "/"}
+
+
+def test_discovered_directory_that_does_not_exist_is_a_problem(tree):
+    procfs, rootfs = tree("v2")
+    leaf = os.path.join(rootfs, "sys/fs/cgroup/system.slice/app.service")
+    import shutil
+
+    shutil.rmtree(leaf)
+    cg = pycgroup.current(procfs, rootfs)
+    assert cg.missing == (leaf,)
+    assert cg.problems == (f"unified: the cgroup directory {leaf} does not exist "
+                           "(is the root right for this procfs?)",)
+
+
+def test_container_root_seen_from_the_host_reads_the_pids_own_mountinfo(tree):
+    procfs, rootfs = tree("host-view")
+    assert not os.path.exists(os.path.join(procfs, "self"))
+    cg = pycgroup.of_pid(4321, procfs, rootfs)
+    assert cg.paths == {"unified": os.path.join(rootfs, "sys/fs/cgroup")}
+    assert cg.problems == ()
+    assert cg.hierarchy_roots == {"unified": "/system.slice/docker-abc.scope"}
+
+
+@pytest.mark.parametrize("text, pids", [
+    ("Name:\tx\nPid:\t4321\nNSpid:\t4321\t1\n", (4321, 1)),
+    ("Pid:\t77\nNSpid:\t77\n", (77,)),
+    ("Name:\tx\nPid:\t88\n", (88,)),  # before Linux 4.1: no NSpid line
+    ("Name:\tx\n", ()),
+])
+def test_namespace_pids(text, pids):
+    from pycgroup.discovery import namespace_pids
+
+    assert namespace_pids(text) == pids
+
+
+def test_procfs_pid_is_the_first_nspid(tree):
+    from pycgroup.discovery import procfs_pid
+
+    procfs, rootfs = tree("host-view")
+    assert procfs_pid(4321, procfs) == 4321
+    with open(os.path.join(procfs, "4321", "status"), "w") as f:
+        f.write("Pid:\t1\nNSpid:\t9\t1\n")  # the first entry is procfs's namespace's
+    assert procfs_pid(4321, procfs) == 9
+    assert procfs_pid(5, procfs) == 5  # no status: the number asked
+    assert procfs_pid("self", procfs) is None
