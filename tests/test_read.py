@@ -183,3 +183,75 @@ def test_removed_cgroup_raises_an_oserror_naming_the_file(tree, backend):
     cg.close()
     os.remove(os.path.join(cg.paths["unified"], "memory.current"))
     assert cg.read(["memory.current"], backend) == {"memory.current": None}
+
+
+def test_new_limit_metrics_on_v2(tree, backend):
+    procfs, rootfs = tree("host-view")
+    with pycgroup.of_pid(4321, procfs, rootfs) as cg:
+        assert cg.read(["memory.swap.max", "memory.low", "memory.min", "cpu.weight",
+                        "cpu.shares", "memory.soft_limit", "memory.memsw.max"], backend) == {
+            "memory.swap.max": math.inf, "memory.low": 104857600, "memory.min": 0,
+            "cpu.weight": 39, "cpu.shares": None, "memory.soft_limit": None,
+            "memory.memsw.max": None}
+        assert "cgroup v2 has cpu.weight instead" in cg.explain("cpu.shares")
+        assert "memory.low is its counterpart" in cg.explain("memory.soft_limit")
+
+
+def test_v1_swap_max_is_derived_from_memsw(tree, backend):
+    procfs, rootfs = tree("v1")
+    with pycgroup.current(procfs, rootfs) as cg:
+        leaf = cg.paths["memory"]
+        with open(os.path.join(leaf, "memory.memsw.limit_in_bytes"), "w") as f:
+            f.write(f"{536870912 + 1048576}\n")
+        assert cg.read(["memory.swap.max", "memory.max"], backend) == {
+            "memory.swap.max": 1048576, "memory.max": 536870912}
+        assert "memory.memsw.max - memory.max" in cg.explain("memory.swap.max")
+        with open(os.path.join(leaf, "memory.memsw.limit_in_bytes"), "w") as f:
+            f.write("9223372036854771712\n")
+        cg.close()
+        assert cg.read(["memory.swap.max"], backend) == {"memory.swap.max": math.inf}
+        assert "cgroup v1 has no memory.min" in cg.explain("memory.min")
+
+
+def test_v2_root_memory_current_is_derived_from_meminfo(tree, backend):
+    procfs, rootfs = tree("v2-root")
+    with pycgroup.current(procfs, rootfs) as cg:
+        assert cg.is_v2_root()
+        got = cg.read(["memory.current", "memory.peak", "pids.current",
+                       "memory.working_set"], backend)
+        assert got == {"memory.current": (8039424 - 1203456) * 1024, "memory.peak": None,
+                       "pids.current": None, "memory.working_set": None}
+        explained = cg.explain("memory.current")
+        assert explained.startswith("memory.current: derived from host.mem.total, "
+                                    "host.mem.free as /proc/meminfo MemTotal - MemFree")
+        assert "memory.current" in cg.metrics()
+
+
+def test_namespace_root_is_not_the_v2_root(tree, backend):
+    procfs, rootfs = tree("cgroupns")
+    with pycgroup.current(procfs, rootfs) as cg:
+        assert not cg.is_v2_root()
+        os.remove(os.path.join(cg.paths["unified"], "memory.current"))
+        assert cg.read(["memory.current"], backend) == {"memory.current": None}
+
+
+def test_removed_cgroup_directory_raises_cgroup_gone(tree, backend):
+    import errno
+    import shutil
+
+    procfs, rootfs = tree("v2")
+    cg = pycgroup.current(procfs, rootfs)
+    shutil.rmtree(cg.paths["unified"])
+    with pytest.raises(pycgroup.CgroupGone) as info:
+        cg.read(["memory.current"], backend)
+    assert info.value.errno == errno.ENOENT and info.value.filename == cg.paths["unified"]
+
+
+def test_directory_missing_at_discovery_reads_as_unavailable(tree, backend):
+    import shutil
+
+    procfs, rootfs = tree("v2")
+    shutil.rmtree(os.path.join(rootfs, "sys/fs/cgroup/system.slice/app.service"))
+    cg = pycgroup.current(procfs, rootfs)
+    assert cg.read(["memory.max"], backend) == {"memory.max": None}
+    assert "does not exist" in cg.explain("memory.max")

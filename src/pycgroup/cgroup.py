@@ -55,11 +55,13 @@ class CGroup:
             os.path.join(self.paths["unified"], "memory.current"))
 
     def is_v2_root(self) -> bool:
-        """Returns whether this is the root cgroup of a cgroup2 hierarchy (the host's, not
-        a namespace's root, which has the files a root lacks)."""
+        """Returns whether this is the root cgroup of a cgroup2 hierarchy: the host's, not a
+        cgroup namespace's root, which looks the same in mountinfo but has the files that
+        cgroup-v2.rst says exist "on non-root cgroups" (cgroup.type among them)."""
         unified = self.paths.get("unified")
         return (unified is not None and unified == self.mount_roots.get("unified")
-                and self.hierarchy_roots.get("unified", "/") == "/")
+                and self.hierarchy_roots.get("unified", "/") == "/"
+                and not os.path.exists(os.path.join(unified, "cgroup.type")))
 
     def explain(self, name: str) -> str:
         """Returns where a metric comes from here, or why it is unavailable."""
