@@ -12,7 +12,7 @@ import difflib
 import math
 import os
 from dataclasses import dataclass
-from typing import Callable, Union
+from typing import Callable, Sequence, Union
 
 from pycgroup import gpu
 from pycgroup.formats import Format
@@ -253,7 +253,7 @@ def kind(name: str) -> str:
     raise unknown_metric(name)
 
 
-def unknown_metric(name: str, extra: list[str] = ()) -> KeyError:
+def unknown_metric(name: str, extra: Sequence[str] = ()) -> KeyError:
     """Returns the KeyError for a name that is not in the catalogue, naming close matches."""
     gpu_names = [f"gpu0.{m}" for m in gpu.METRICS]
     close = difflib.get_close_matches(name, [*static_names(), *gpu_names, *extra], n=3,
@@ -296,7 +296,7 @@ def version_for(paths: dict[str, str], controller: str) -> str | None:
     return _version_for(paths, controller)
 
 
-def _version_for(paths: dict, controller: str) -> str | None:
+def _version_for(paths: dict[str, str], controller: str) -> str | None:
     """Returns "v1" when the controller has a v1 hierarchy, else "v2" when there is a
     cgroup2 directory, else None."""
     if controller != "unified" and controller in paths:
@@ -304,7 +304,8 @@ def _version_for(paths: dict, controller: str) -> str | None:
     return "v2" if "unified" in paths else None
 
 
-def resolve(name: str, paths: dict, procfs: str, pid) -> "Source | Derived | Unavailable | gpu.GpuSource":
+def resolve(name: str, paths: dict[str, str], procfs: str,
+            pid: int | str) -> "Source | Derived | Unavailable | gpu.GpuSource":
     """Returns where name is read for a process in the cgroups of paths; raises KeyError
     for a name the catalogue does not know. A memory.stat key outside the documented
     list is accepted and found missing if the file does not have it."""

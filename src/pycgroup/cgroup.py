@@ -26,17 +26,18 @@ class CGroup:
     """
 
     mode: str
-    paths: dict
-    mount_roots: dict = field(default_factory=dict, repr=False)
+    paths: dict[str, str]
+    mount_roots: dict[str, str] = field(default_factory=dict, repr=False)
     pid: int | str = "self"
     procfs: str = "/proc"
     deleted: bool = False  # the kernel reports the cgroup as removed
-    problems: tuple = ()  # what discovery could not find as the kernel describes it
+    problems: tuple[str, ...] = ()  # what discovery could not find as the kernel says
     # controller -> the hierarchy directory its mount shows ("/" unless a subtree).
-    hierarchy_roots: dict = field(default_factory=dict, repr=False)
-    missing: tuple = ()  # directories of paths that did not exist when discovered
-    _plans: dict = field(default_factory=dict, repr=False, compare=False)
-    _derived: dict = field(default_factory=dict, repr=False, compare=False)
+    hierarchy_roots: dict[str, str] = field(default_factory=dict, repr=False)
+    missing: tuple[str, ...] = ()  # directories of paths that did not exist when found
+    _plans: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+    _derived: dict[tuple[tuple[str, ...], str], dict[str, Derived]] = field(
+        default_factory=dict, repr=False, compare=False)
 
     def resolve(self, name: str) -> Union[Source, Derived, Unavailable, gpu.GpuSource]:
         """Returns where a metric is read; raises KeyError for an unknown name."""
@@ -178,7 +179,7 @@ def _keys_of(path: str, separator: str = " ") -> list[str]:
 def missing_reason(where: Any) -> str | None:
     """Returns why a resolved metric cannot be read now, or None when it can."""
     if isinstance(where, Unavailable):
-        return where.reason
+        return str(where.reason)
     if isinstance(where, gpu.GpuSource):
         return None
     if not os.path.exists(where.path):

@@ -147,8 +147,9 @@ class _Walk:
     def sources(self, name: str) -> list[Source]:
         """Returns the sources of a catalogue metric in each directory, leaf first."""
         spec = self.spec(name)
-        return [] if spec is None or self.missing else [
-            catalogue.source_at(d, spec, self.version) for d in self.dirs]
+        if spec is None or self.version is None or self.missing:
+            return []
+        return [catalogue.source_at(d, spec, self.version) for d in self.dirs]
 
     def spec(self, name: str) -> catalogue._File | None:
         """Returns the file of a catalogue metric on this version, None if it has none."""
@@ -380,6 +381,7 @@ def available_memory(cg: CGroup | None = None, backend: str = "native") -> int:
     lim = limits(cg, backend)
     values = cg.read([catalogue.WORKING_SET, "host.mem.available"], backend)
     candidates = [values["host.mem.available"]]
-    if values[catalogue.WORKING_SET] is not None:
-        candidates.append(lim.effective_memory_bytes - values[catalogue.WORKING_SET])
+    working_set = values[catalogue.WORKING_SET]
+    if working_set is not None:
+        candidates.append(lim.effective_memory_bytes - working_set)
     return int(max(0, min(c for c in candidates if c is not None)))

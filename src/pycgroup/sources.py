@@ -40,6 +40,6 @@ class Derived:
     """A metric computed from others: memory.working_set (which the sampler computes too),
     and the entries ``compute`` derives from its inputs' values in ``read()``."""
 
-    inputs: tuple
+    inputs: tuple[str, ...]
     compute: Optional[Callable[..., Union[int, float, None]]] = None
     note: str = ""  # how, for explain()
