@@ -255,3 +255,37 @@ def test_directory_missing_at_discovery_reads_as_unavailable(tree, backend):
     cg = pycgroup.current(procfs, rootfs)
     assert cg.read(["memory.max"], backend) == {"memory.max": None}
     assert "does not exist" in cg.explain("memory.max")
+
+
+def test_io_max_and_io_stat_per_device_and_key(tree, backend):
+    procfs, rootfs = tree("host-view")
+    with pycgroup.of_pid(4321, procfs, rootfs) as cg:
+        names = ["io.max.8:16.rbps", "io.max.8:16.wbps", "io.max.8:16.wiops",
+                 "io.stat.8:16.wios", "io.stat.8:0.dbytes", "io.stat.8:0.nokey",
+                 "io.max.8:0.rbps"]
+        assert cg.read(names, backend) == {
+            "io.max.8:16.rbps": 2097152, "io.max.8:16.wbps": math.inf,
+            "io.max.8:16.wiops": 120, "io.stat.8:16.wios": 353,
+            "io.stat.8:0.dbytes": 50331648, "io.stat.8:0.nokey": None,
+            "io.max.8:0.rbps": None}
+        assert cg.explain("io.stat.8:16.rios").endswith("io.stat device 8:16 key 'rios'")
+        assert "unavailable" in cg.explain("io.max.8:0.rbps")
+        listed = cg.metrics()
+        assert "io.stat.8:0.rbytes" in listed and "io.max.8:16.riops" in listed
+        assert "io.max.8:0.rbps" not in listed
+    procfs, rootfs = tree("v1")
+    with pycgroup.current(procfs, rootfs) as cg:
+        assert cg.read(["io.stat.8:0.rbytes"], backend) == {"io.stat.8:0.rbytes": None}
+        assert "blkio.throttle" in cg.explain("io.stat.8:0.rbytes")
+
+
+def test_malformed_io_file_raises_parse_error_naming_it(tree):
+    from pycgroup.iofiles import parse_io_lines
+
+    with pytest.raises(ParseError) as info:
+        parse_io_lines("8:16 rbps=1\n8-16 rbps=2\n", "/cg/io.max")
+    assert (info.value.path, info.value.line) == ("/cg/io.max", 2)
+    with pytest.raises(ParseError, match="'rbps' is not key=value"):
+        parse_io_lines("8:16 rbps\n", "/cg/io.max")
+    with pytest.raises(ParseError):
+        parse_io_lines("8:16 rbps=-1\n", "/cg/io.max")

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import Callable, Sequence, Union
 
-from pycgroup import gpu
+from pycgroup import gpu, iofiles
 from pycgroup.formats import Format
 from pycgroup.sources import Derived, Source, Unavailable
 
@@ -245,6 +245,9 @@ def kind(name: str) -> str:
         return TABLE[name][0]
     if name in PROCESS_AND_HOST:
         return PROCESS_AND_HOST[name][0]
+    io_name = iofiles.NAME.fullmatch(name)
+    if io_name:
+        return COUNTER if io_name[1] == "stat" else GAUGE
     if name.startswith(MEMORY_STAT_PREFIX):
         key = name[len(MEMORY_STAT_PREFIX):]
         return COUNTER if key.startswith(_MEMORY_STAT_COUNTER_PREFIXES) else GAUGE
@@ -304,6 +307,39 @@ def _version_for(paths: dict[str, str], controller: str) -> str | None:
     return "v2" if "unified" in paths else None
 
 
+def _resolve_io(paths: dict[str, str], file: str, device: str,
+                key: str) -> "Derived | Unavailable":
+    """Returns how io.max.<MAJ:MIN>.<key> or io.stat.<MAJ:MIN>.<key> is read: in read(),
+    by parsing the file (its one-line-per-device layout is not a row reader format)."""
+    if _version_for(paths, "io") != "v2":
+        return Unavailable("cgroup v1 has blkio.throttle.* files instead of io.max and "
+                           "io.stat, which pycgroup does not read" if paths else
+                           "no cgroup2 hierarchy is mounted")
+    spec = IO_MAX if file == "max" else IO_STAT
+    directory = paths["unified"]
+
+    def value() -> int | float | None:
+        devices = iofiles.read_io(directory, spec.name)
+        return None if devices is None else devices.get(device, {}).get(key)
+
+    return Derived((), value, f"{os.path.join(directory, spec.name)} device {device} "
+                              f"key {key!r}")
+
+
+def io_names(paths: dict[str, str]) -> list[str]:
+    """Returns the io.max.* and io.stat.* names of the devices and keys the files hold."""
+    if _version_for(paths, "io") != "v2":
+        return []
+    names = []
+    for spec in (IO_MAX, IO_STAT):
+        try:
+            devices = iofiles.read_io(paths["unified"], spec.name) or {}
+        except (OSError, ValueError):
+            devices = {}
+        names += [f"{spec.name}.{d}.{k}" for d, values in devices.items() for k in values]
+    return names
+
+
 def resolve(name: str, paths: dict[str, str], procfs: str,
             pid: int | str) -> "Source | Derived | Unavailable | gpu.GpuSource":
     """Returns where name is read for a process in the cgroups of paths; raises KeyError
@@ -321,6 +357,9 @@ def resolve(name: str, paths: dict[str, str], procfs: str,
         return Source(path, fmt, key, mul, div)
     if name == WORKING_SET:
         return Derived(WORKING_SET_INPUTS)
+    io_name = iofiles.NAME.fullmatch(name)
+    if io_name:
+        return _resolve_io(paths, io_name[1], io_name[2], io_name[3])
     if name.startswith(MEMORY_STAT_PREFIX):
         key = name[len(MEMORY_STAT_PREFIX):]
         if not key or " " in key or "\n" in key:

@@ -69,6 +69,9 @@ class CGroup:
         where = self.resolve(name)
         if isinstance(where, Unavailable):
             return f"{name}: unavailable: {where.reason}"
+        if isinstance(where, Derived) and not where.inputs and where.compute is not None:
+            absent = " (unavailable: no such file, device or key)" if where.compute() is None else ""
+            return f"{name}: {where.note}{absent}"
         if isinstance(where, Derived):
             parts = "; ".join(self.explain(n) for n in where.inputs)
             how = f" as {where.note}" if where.note else ""
@@ -85,6 +88,7 @@ class CGroup:
                 names += [catalogue.MEMORY_STAT_PREFIX + k for k in _keys_of(memory_stat.path)]
             except OSError:
                 pass  # no memory.stat: metrics() then leaves those names out
+        names += catalogue.io_names(self.paths)
         if gpu.available():
             names += [f"gpu{n}.{m}" for n in range(len(gpu.visible_devices()))
                       for m in gpu.METRICS]
@@ -92,7 +96,8 @@ class CGroup:
         for name in sorted(set(names)):
             where = self.resolve(name)
             if isinstance(where, Derived):
-                ok = all(missing_reason(self.resolve(n)) is None for n in where.inputs)
+                ok = all(missing_reason(self.resolve(n)) is None for n in where.inputs) and (
+                    where.inputs or where.compute is None or where.compute() is not None)
             else:
                 ok = missing_reason(where) is None
             if ok:
@@ -133,7 +138,7 @@ class CGroup:
 
     def _derive(self, derived: dict[str, Derived], backend: str) -> dict[str, Value]:
         inputs = [n for where in derived.values() for n in where.inputs]
-        got = self.read(inputs, backend)
+        got = self.read(inputs, backend) if inputs else {}
         return {name: where.compute(*(got[n] for n in where.inputs))  # type: ignore[misc]
                 for name, where in derived.items()}
 

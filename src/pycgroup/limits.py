@@ -18,6 +18,7 @@ from pycgroup.backends import reader_class
 from pycgroup.cgroup import CGroup, _gone_error, current
 from pycgroup.errors import CgroupGone, ParseError
 from pycgroup.formats import Field, Format, SourceSpec
+from pycgroup.iofiles import read_io
 from pycgroup.sources import Source
 from pycgroup.values import UNLIMITED, from_row
 
@@ -327,38 +328,6 @@ def _read_cpuset(cg: CGroup) -> tuple[int, ...] | None:
             return parse_cpu_list(f.read(), path)
     except FileNotFoundError:
         return None  # the cpuset controller is not enabled for this cgroup
-
-
-def parse_io_lines(text: str, path: str = "io file") -> dict[str, dict[str, Limit]]:
-    """Returns {"MAJ:MIN": {key: value}} of an io.max or io.stat file (cgroup-v2.rst,
-    "IO Interface Files": one "MAJ:MIN key=value ..." line per device, "max" meaning
-    unlimited); raises ParseError naming the file and line."""
-    devices: dict[str, dict[str, Limit]] = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        device, *pairs = line.split()
-        major, colon, minor = device.partition(":")
-        if not (colon and major.isdigit() and minor.isdigit()):
-            raise ParseError(f"{device!r} is not a MAJ:MIN device number", path, number)
-        values: dict[str, Limit] = {}
-        for pair in pairs:
-            key, equals, raw = pair.partition("=")
-            if not equals or not key or not (raw.isdigit() or raw == "max"):
-                raise ParseError(f"{pair!r} is not key=value", path, number)
-            values[key] = UNLIMITED if raw == "max" else int(raw)
-        devices[device] = values
-    return devices
-
-
-def read_io(directory: str, name: str) -> dict[str, dict[str, Limit]] | None:
-    """Returns the parsed io.max or io.stat of a cgroup directory, or None when absent."""
-    path = os.path.join(directory, name)
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return parse_io_lines(f.read(), path)
-    except FileNotFoundError:
-        return None
 
 
 def _io_max(cg: CGroup) -> dict[str, dict[str, Limit]]:

@@ -12,7 +12,8 @@ from typing import Any
 
 from pycgroup import catalogue, gpu
 from pycgroup.cgroup import CGroup, current, of_pid
-from pycgroup.limits import limits, read_io
+from pycgroup.iofiles import read_io
+from pycgroup.limits import limits
 from pycgroup.sampler import Sampler
 
 USAGE_METRICS = (
