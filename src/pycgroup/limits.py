@@ -11,7 +11,7 @@ import errno
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Iterable, Union
+from typing import Iterable, Union, cast
 
 from pycgroup import catalogue
 from pycgroup.backends import reader_class
@@ -182,9 +182,9 @@ def limits(cg: CGroup | None = None, backend: str = "native") -> Limits:
     if gone is not None:
         raise CgroupGone(errno.ENOENT, "the cgroup was removed", gone)
     g = _Gather()
-    meminfo = os.path.join(cg.procfs, "meminfo")
-    host = g.add(Source(meminfo, Format.COLON_KEYED, "MemTotal"))
-    host_swap = g.add(Source(meminfo, Format.COLON_KEYED, "SwapTotal"))
+    host_total = cast(Source, cg.resolve("host.mem.total"))  # the catalogue's meminfo key
+    host = g.add(host_total)
+    host_swap = g.add(cast(Source, cg.resolve("host.swap.total")))
     memory, cpu, pids = _Walk(cg, "memory"), _Walk(cg, "cpu"), _Walk(cg, "pids")
 
     def each(walk: _Walk, name: str) -> list[int]:
@@ -217,7 +217,7 @@ def limits(cg: CGroup | None = None, backend: str = "native") -> Limits:
 
     host_memory = row[host]
     if host_memory is None or math.isinf(host_memory):
-        raise ParseError("no MemTotal line", meminfo)
+        raise ParseError("no MemTotal line", host_total.path)
     host_memory = int(host_memory)
     raw_memory = memory.limit("memory.max", (row[i] for i in memory_max))
     memory_limit = raw_memory
