@@ -289,3 +289,43 @@ def test_malformed_io_file_raises_parse_error_naming_it(tree):
         parse_io_lines("8:16 rbps\n", "/cg/io.max")
     with pytest.raises(ParseError):
         parse_io_lines("8:16 rbps=-1\n", "/cg/io.max")
+
+
+def test_live_removed_cgroup_raises_cgroup_gone_with_enodev(live_cgroups, backend):
+    import errno
+    import subprocess
+    import sys
+
+    live = live_cgroups("memory")
+    child = live.popen([sys.executable, "-c", "import time; print('ready', flush=True); "
+                        "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "ready\n"
+        cg = pycgroup.of_pid(child.pid)
+        assert cg.read(["memory.current"], backend)["memory.current"] > 0
+    finally:
+        child.kill()
+        child.wait()
+    os.rmdir(live.leaves["memory"])  # the files stay open in cg's reader
+    with pytest.raises(pycgroup.CgroupGone) as info:
+        cg.read(["memory.current"], backend)
+    assert info.value.errno in (errno.ENODEV, errno.ENOENT)
+    assert info.value.filename.startswith(live.leaves["memory"])
+    with pytest.raises(pycgroup.CgroupGone):
+        pycgroup.limits(cg, backend)
+
+
+def test_live_v1_weight_and_soft_limit(live_cgroups, backend):
+    import json
+
+    live = live_cgroups("memory", "cpu")
+    live.set("cpu", "cpu.shares", 512)
+    live.set("memory", "memory.soft_limit_in_bytes", 64 * 2**20)
+    done = live.run("import json, pycgroup; cg = pycgroup.current(); "
+                    f"lim = pycgroup.limits(cg, {backend!r}); "
+                    "print(json.dumps([lim.cpu_shares, lim.cpu_weight, "
+                    "lim.memory_soft_limit_bytes, "
+                    f"cg.read(['cpu.weight', 'memory.soft_limit'], {backend!r})]))")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [512, 20, 64 * 2**20,
+                                       {"cpu.weight": 20, "memory.soft_limit": 64 * 2**20}]
