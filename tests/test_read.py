@@ -225,6 +225,12 @@ def test_v2_root_memory_current_is_derived_from_meminfo(tree, backend):
         assert explained.startswith("memory.current: derived from host.mem.total, "
                                     "host.mem.free as /proc/meminfo MemTotal - MemFree")
         assert "memory.current" in cg.metrics()
+        # The root has no pressure files either: /proc/pressure is the whole system's.
+        assert cg.read(["memory.swap.current", "cpu.pressure.some.total",
+                        "memory.pressure.full.total", "io.pressure.some.total"], backend) == {
+            "memory.swap.current": (2097152 - 1048576) * 1024, "cpu.pressure.some.total": 111,
+            "memory.pressure.full.total": 44, "io.pressure.some.total": None}
+        assert cg.explain("cpu.pressure.some.total").endswith("proc/pressure/cpu key 'some'")
 
 
 def test_namespace_root_is_not_the_v2_root(tree, backend):

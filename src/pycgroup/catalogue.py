@@ -225,6 +225,17 @@ ROOT_MEMORY_CURRENT = _Derive(("host.mem.total", "host.mem.free"),
                               "/proc/meminfo MemTotal - MemFree: the v2 root cgroup has no "
                               "memory.current, so its usage is derived as runc, cAdvisor and "
                               "the kubelet do")
+ROOT_SWAP_CURRENT = _Derive(("host.swap.total", "host.swap.free"),
+                            lambda total, free: None if total is None or free is None
+                            else max(0, total - free),
+                            "/proc/meminfo SwapTotal - SwapFree: the v2 root cgroup has no "
+                            "memory.swap.current")
+
+
+def root_pressure(procfs: str, resource: str, line: str) -> Source:
+    """Returns the system-wide PSI file that stands in for a v2 root's missing
+    <resource>.pressure: /proc/pressure/<resource> (Documentation/accounting/psi.rst)."""
+    return Source(os.path.join(procfs, "pressure", resource), Format.PSI, line, 1, 1, 0, "")
 WORKING_SET = "memory.working_set"
 WORKING_SET_INPUTS = ("memory.current", "memory.stat.inactive_file")
 MEMORY_STAT_PREFIX = "memory.stat."

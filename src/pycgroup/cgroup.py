@@ -42,13 +42,24 @@ class CGroup:
     def resolve(self, name: str) -> Union[Source, Derived, Unavailable, gpu.GpuSource]:
         """Returns where a metric is read; raises KeyError for an unknown name."""
         where = catalogue.resolve(name, self.paths, self.procfs, self.pid)
-        if name in ("memory.current", catalogue.WORKING_SET) and self._root_without_usage():
-            if name == catalogue.WORKING_SET:
-                return Unavailable("the cgroup v2 root has no memory.current to take the "
-                                   "working set of (read memory.current: it is derived from "
-                                   "/proc/meminfo there)")
-            root = catalogue.ROOT_MEMORY_CURRENT
-            return Derived(root.inputs, root.compute, root.note)
+        if (isinstance(where, Source) and where.version == "v2"
+                and not os.path.exists(where.path) and self._root_without_usage()):
+            return self._at_root(name, where)
+        if name == catalogue.WORKING_SET and self._root_without_usage():
+            return Unavailable("the cgroup v2 root has no memory.current to take the "
+                               "working set of (read memory.current: it is derived from "
+                               "/proc/meminfo there)")
+        return where
+
+    def _at_root(self, name: str, where: Source) -> Union[Source, Derived]:
+        """Returns what stands in for a file a pure v2 root cgroup does not have."""
+        derive = {"memory.current": catalogue.ROOT_MEMORY_CURRENT,
+                  "memory.swap.current": catalogue.ROOT_SWAP_CURRENT}.get(name)
+        if derive is not None:
+            return Derived(derive.inputs, derive.compute, derive.note)
+        resource, dot, rest = name.partition(".pressure.")
+        if dot and where.format is Format.PSI:
+            return catalogue.root_pressure(self.procfs, resource, where.key)
         return where
 
     def _root_without_usage(self) -> bool:
