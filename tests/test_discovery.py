@@ -240,3 +240,51 @@ def test_procfs_pid_is_the_first_nspid(tree):
     assert procfs_pid(4321, procfs) == 9
     assert procfs_pid(5, procfs) == 5  # no status: the number asked
     assert procfs_pid("self", procfs) is None
+
+
+def test_mounts_below_sys_fs_cgroup_count_as_conventional():
+    mounts = parse_mountinfo("1 0 0:1 / /mnt/v2 rw - cgroup2 cgroup2 rw\n"
+                             "2 0 0:1 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n"
+                             "3 0 0:1 / /sys/fs/cgroupx rw - cgroup2 cgroup2 rw\n")
+    found = resolve([Membership(0, (), "/a", False)], mounts, "/")
+    assert found.paths == {"unified": "/sys/fs/cgroup/unified/a"}
+    # /sys/fs/cgroupx is not below /sys/fs/cgroup: the first mount in order wins then.
+    found = resolve([Membership(0, (), "/a", False)], [mounts[2], mounts[0]], "/")
+    assert found.paths == {"unified": "/sys/fs/cgroupx/a"}
+
+
+def test_search_without_a_depth_still_needs_the_path_tail(tmp_path):
+    from pycgroup.discovery import find_by_procs
+
+    for relative, pids in (("a/wrong", "5\n"), ("b/x", "6\n"), ("c/x", "5\n")):
+        (tmp_path / relative).mkdir(parents=True)
+        (tmp_path / relative / "cgroup.procs").write_text(pids)
+    # "/../x" under a mount root of "/": no depth is known; only a directory named x counts.
+    assert find_by_procs(str(tmp_path), "/../x", "/", 5) == "c/x"
+    assert find_by_procs(str(tmp_path), "/../x", "/", 7) is None
+    # With a depth, the tail and depth must both match.
+    assert find_by_procs(str(tmp_path), "/../x", "/../..", 5) == "c/x"
+    assert find_by_procs(str(tmp_path), "/../../x", "/../..", 5) is None  # depth 1: no x
+
+
+def test_with_another_root_the_pids_own_mountinfo_wins_over_self(tree):
+    procfs, rootfs = tree("host-view")
+    os.makedirs(os.path.join(procfs, "self"))
+    with open(os.path.join(procfs, "self", "mountinfo"), "w") as f:  # the host's own
+        f.write("26 21 0:24 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n")
+    from pycgroup.discovery import mountinfo_path
+
+    assert mountinfo_path(4321, procfs, rootfs) == os.path.join(procfs, "4321", "mountinfo")
+    assert mountinfo_path(4321, procfs, "/") == os.path.join(procfs, "self", "mountinfo")
+    assert mountinfo_path("self", procfs, rootfs) == os.path.join(procfs, "self", "mountinfo")
+    cg = pycgroup.of_pid(4321, procfs, rootfs)
+    assert cg.paths == {"unified": os.path.join(rootfs, "sys/fs/cgroup")} and not cg.problems
+
+
+def test_deleted_cgroup_directory_problem_says_deleted(tree):
+    procfs, rootfs = tree("cgroupns")
+    cg = pycgroup.of_pid(78, procfs, rootfs)
+    leaf = os.path.join(rootfs, "sys/fs/cgroup/job")
+    assert cg.missing == (leaf,)
+    assert cg.problems == (f"unified: the cgroup directory {leaf} does not exist (the kernel "
+                           "reports the cgroup as deleted)",)
