@@ -57,7 +57,7 @@ class CGroup:
                   "memory.swap.current": catalogue.ROOT_SWAP_CURRENT}.get(name)
         if derive is not None:
             return Derived(derive.inputs, derive.compute, derive.note)
-        resource, dot, rest = name.partition(".pressure.")
+        resource, dot, _ = name.partition(".pressure.")
         if dot and where.format is Format.PSI:
             return catalogue.root_pressure(self.procfs, resource, where.key)
         return where
