@@ -288,3 +288,41 @@ def test_deleted_cgroup_directory_problem_says_deleted(tree):
     assert cg.missing == (leaf,)
     assert cg.problems == (f"unified: the cgroup directory {leaf} does not exist (the kernel "
                            "reports the cgroup as deleted)",)
+
+
+def test_live_process_moved_out_of_its_cgroup_namespace_is_found(live_cgroups):
+    """unshare -C in cgroup A without remounting cgroup2, then moved to sibling B: the
+    kernel shows the mount's root as /../.. and the cgroup as /../b."""
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare(1)")
+    live = live_cgroups("unified")
+    sibling = os.path.join(live.parents["unified"], "b")
+    os.mkdir(sibling)
+    code = ("import sys, json, pycgroup; print('ready', flush=True); sys.stdin.readline(); "
+            "cg = pycgroup.current(); print(json.dumps([cg.paths.get('unified'), cg.problems, "
+            "[l.split(':', 2)[2].strip() for l in open('/proc/self/cgroup') "
+            "if l.startswith('0::')]]))")
+    child = live.popen(["unshare", "-C", sys.executable, "-c", code], stdin=subprocess.PIPE,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        if child.stdout.readline() != "ready\n":
+            pytest.skip(f"unshare -C failed: {child.stderr.read().strip()}")
+        with open(os.path.join(sibling, "cgroup.procs"), "w") as f:
+            f.write(str(child.pid))
+        out, err = child.communicate("go\n", timeout=60)
+        assert child.returncode == 0, err
+    finally:
+        child.kill()
+        child.wait()
+        os.rmdir(sibling)  # before the fixture removes its parent
+    import json
+
+    path, problems, (kernel_path,) = json.loads(out)
+    assert kernel_path == "/../b"
+    assert path == sibling
+    assert any(p.startswith("unified: cgroup /../b is outside the root /../..") and
+               f"found it by the cgroup.procs that lists PID {child.pid}" in p for p in problems)
