@@ -14,7 +14,7 @@ def test_native_module_is_a_compiled_extension():
 def test_default_backend_is_native():
     cg = pycgroup.current()
     cg.read(["host.mem.total"])
-    (plan,) = cg._plans.values()
+    ((plan, _derived),) = cg._plans.values()
     assert type(plan.reader) is _native.Reader
     cg.close()
 

@@ -56,11 +56,13 @@ def test_cgroup_namespace_root(tree):
     assert cg.paths == {"unified": os.path.join(rootfs, "sys/fs/cgroup")}
 
 
-def test_process_moved_out_of_the_namespace_is_reported_not_guessed(tree):
+def test_process_moved_out_of_the_namespace_is_reported_and_falls_back(tree):
     procfs, rootfs = tree("cgroupns")
     cg = pycgroup.of_pid(77, procfs, rootfs)
-    assert cg.mode == "none" and cg.paths == {}
-    assert len(cg.problems) == 1 and "outside every mount" in cg.problems[0]
+    # No cgroup.procs below the mount lists it: the mount point stands in, as in the JDK.
+    assert cg.mode == "v2" and cg.paths == {"unified": os.path.join(rootfs, "sys/fs/cgroup")}
+    assert len(cg.problems) == 1 and "is outside the root / of its mount" in cg.problems[0]
+    assert "the mount point's limits stand in" in cg.problems[0]
 
 
 def test_deleted_suffix_is_stripped_and_flagged(tree):
@@ -74,7 +76,8 @@ def test_no_cgroup_mounts_is_a_clear_result(tree):
     procfs, rootfs = tree("none")
     cg = pycgroup.current(procfs, rootfs)
     assert (cg.mode, cg.paths) == ("none", {})
-    assert cg.metrics() == ["host.mem.available", "host.mem.total", "proc.rss_bytes",
+    assert cg.metrics() == ["host.mem.available", "host.mem.free", "host.mem.total",
+                            "host.swap.total", "proc.rss_bytes",
                             "proc.stime_usec", "proc.utime_usec"]
     assert cg.read(["memory.current"]) == {"memory.current": None}
     assert "no memory cgroup hierarchy is mounted" in cg.explain("memory.current")
@@ -148,3 +151,178 @@ def test_live_discovery_matches_the_kernel():
     if "memory" in cg.paths:
         line = next(l for l in text.splitlines() if l.split(":")[1] == "memory")
         assert cg.paths["memory"].endswith(line.split(":", 2)[2].rstrip("/"))
+
+
+def test_dotdot_path_is_found_by_cgroup_procs_at_the_depth_it_gives(tree):
+    procfs, rootfs = tree("dotdot")
+    cg = pycgroup.current(procfs, rootfs)
+    # /../other under a mount root of /../../..: 3 - 1 + 1 = 3 levels down, named "other",
+    # and listing PID 4242 (the decoy at depth 1 lists it too, but is at the wrong depth).
+    assert cg.paths == {"unified": os.path.join(rootfs, "sys/fs/cgroup/kubepods/pod1/other")}
+    assert cg.mode == "v2"
+    assert len(cg.problems) == 1 and "found it by the cgroup.procs that lists PID 4242" in (
+        cg.problems[0])
+
+
+def test_dotdot_path_not_found_falls_back_to_the_mount_point(tree):
+    procfs, rootfs = tree("dotdot")
+    os.remove(os.path.join(rootfs, "sys/fs/cgroup/kubepods/pod1/other/cgroup.procs"))
+    cg = pycgroup.current(procfs, rootfs)
+    assert cg.paths == {"unified": os.path.join(rootfs, "sys/fs/cgroup")}
+    assert "no cgroup.procs below the mount point lists PID 4242" in cg.problems[0]
+
+
+@pytest.mark.parametrize("path, root, depth", [
+    ("/../other", "/../../..", 3), ("/", "/../..", 2), ("/../../x/y", "/../..", 2),
+    ("/../x", "/", None), ("/a", "/../b", None), ("/../a/../b", "/../..", None),
+])
+def test_search_depth(path, root, depth):
+    from pycgroup.discovery import search_depth
+
+    assert search_depth(path, root) == depth
+
+
+def test_conventional_mount_wins_over_an_earlier_bind_mount(tree):
+    procfs, rootfs = tree("mounted-twice")
+    cg = pycgroup.current(procfs, rootfs)
+    assert cg.paths == {"unified": os.path.join(rootfs, "sys/fs/cgroup/app")}
+    assert cg.read(["memory.max"]) == {"memory.max": 268435456}
+
+
+def test_mount_whose_root_covers_the_path_wins_over_the_conventional_place():
+    mounts = parse_mountinfo("1 0 0:1 /other /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n"
+                             "2 0 0:1 / /mnt/cg rw - cgroup2 cgroup2 rw\n")
+    found = resolve([Membership(0, (), "/app", False)], mounts, "/")
+    assert found.paths == {"unified": "/mnt/cg/app"}
+    assert found.hierarchy_roots == {"unified": "/"}
+
+
+def test_discovered_directory_that_does_not_exist_is_a_problem(tree):
+    procfs, rootfs = tree("v2")
+    leaf = os.path.join(rootfs, "sys/fs/cgroup/system.slice/app.service")
+    import shutil
+
+    shutil.rmtree(leaf)
+    cg = pycgroup.current(procfs, rootfs)
+    assert cg.missing == (leaf,)
+    assert cg.problems == (f"unified: the cgroup directory {leaf} does not exist "
+                           "(is the root right for this procfs?)",)
+
+
+def test_container_root_seen_from_the_host_reads_the_pids_own_mountinfo(tree):
+    procfs, rootfs = tree("host-view")
+    assert not os.path.exists(os.path.join(procfs, "self"))
+    cg = pycgroup.of_pid(4321, procfs, rootfs)
+    assert cg.paths == {"unified": os.path.join(rootfs, "sys/fs/cgroup")}
+    assert cg.problems == ()
+    assert cg.hierarchy_roots == {"unified": "/system.slice/docker-abc.scope"}
+
+
+@pytest.mark.parametrize("text, pids", [
+    ("Name:\tx\nPid:\t4321\nNSpid:\t4321\t1\n", (4321, 1)),
+    ("Pid:\t77\nNSpid:\t77\n", (77,)),
+    ("Name:\tx\nPid:\t88\n", (88,)),  # before Linux 4.1: no NSpid line
+    ("Name:\tx\n", ()),
+])
+def test_namespace_pids(text, pids):
+    from pycgroup.discovery import namespace_pids
+
+    assert namespace_pids(text) == pids
+
+
+def test_procfs_pid_is_the_first_nspid(tree):
+    from pycgroup.discovery import procfs_pid
+
+    procfs, rootfs = tree("host-view")
+    assert procfs_pid(4321, procfs) == 4321
+    with open(os.path.join(procfs, "4321", "status"), "w") as f:
+        f.write("Pid:\t1\nNSpid:\t9\t1\n")  # the first entry is procfs's namespace's
+    assert procfs_pid(4321, procfs) == 9
+    assert procfs_pid(5, procfs) == 5  # no status: the number asked
+    assert procfs_pid("self", procfs) is None
+
+
+def test_mounts_below_sys_fs_cgroup_count_as_conventional():
+    mounts = parse_mountinfo("1 0 0:1 / /mnt/v2 rw - cgroup2 cgroup2 rw\n"
+                             "2 0 0:1 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n"
+                             "3 0 0:1 / /sys/fs/cgroupx rw - cgroup2 cgroup2 rw\n")
+    found = resolve([Membership(0, (), "/a", False)], mounts, "/")
+    assert found.paths == {"unified": "/sys/fs/cgroup/unified/a"}
+    # /sys/fs/cgroupx is not below /sys/fs/cgroup: the first mount in order wins then.
+    found = resolve([Membership(0, (), "/a", False)], [mounts[2], mounts[0]], "/")
+    assert found.paths == {"unified": "/sys/fs/cgroupx/a"}
+
+
+def test_search_without_a_depth_still_needs_the_path_tail(tmp_path):
+    from pycgroup.discovery import find_by_procs
+
+    for relative, pids in (("a/wrong", "5\n"), ("b/x", "6\n"), ("c/x", "5\n")):
+        (tmp_path / relative).mkdir(parents=True)
+        (tmp_path / relative / "cgroup.procs").write_text(pids)
+    # "/../x" under a mount root of "/": no depth is known; only a directory named x counts.
+    assert find_by_procs(str(tmp_path), "/../x", "/", 5) == "c/x"
+    assert find_by_procs(str(tmp_path), "/../x", "/", 7) is None
+    # With a depth, the tail and depth must both match.
+    assert find_by_procs(str(tmp_path), "/../x", "/../..", 5) == "c/x"
+    assert find_by_procs(str(tmp_path), "/../../x", "/../..", 5) is None  # depth 1: no x
+
+
+def test_with_another_root_the_pids_own_mountinfo_wins_over_self(tree):
+    procfs, rootfs = tree("host-view")
+    os.makedirs(os.path.join(procfs, "self"))
+    with open(os.path.join(procfs, "self", "mountinfo"), "w") as f:  # the host's own
+        f.write("26 21 0:24 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n")
+    from pycgroup.discovery import mountinfo_path
+
+    assert mountinfo_path(4321, procfs, rootfs) == os.path.join(procfs, "4321", "mountinfo")
+    assert mountinfo_path(4321, procfs, "/") == os.path.join(procfs, "self", "mountinfo")
+    assert mountinfo_path("self", procfs, rootfs) == os.path.join(procfs, "self", "mountinfo")
+    cg = pycgroup.of_pid(4321, procfs, rootfs)
+    assert cg.paths == {"unified": os.path.join(rootfs, "sys/fs/cgroup")} and not cg.problems
+
+
+def test_deleted_cgroup_directory_problem_says_deleted(tree):
+    procfs, rootfs = tree("cgroupns")
+    cg = pycgroup.of_pid(78, procfs, rootfs)
+    leaf = os.path.join(rootfs, "sys/fs/cgroup/job")
+    assert cg.missing == (leaf,)
+    assert cg.problems == (f"unified: the cgroup directory {leaf} does not exist (the kernel "
+                           "reports the cgroup as deleted)",)
+
+
+def test_live_process_moved_out_of_its_cgroup_namespace_is_found(live_cgroups):
+    """unshare -C in cgroup A without remounting cgroup2, then moved to sibling B: the
+    kernel shows the mount's root as /../.. and the cgroup as /../b."""
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare(1)")
+    live = live_cgroups("unified")
+    sibling = os.path.join(live.parents["unified"], "b")
+    os.mkdir(sibling)
+    code = ("import sys, json, pycgroup; print('ready', flush=True); sys.stdin.readline(); "
+            "cg = pycgroup.current(); print(json.dumps([cg.paths.get('unified'), cg.problems, "
+            "[l.split(':', 2)[2].strip() for l in open('/proc/self/cgroup') "
+            "if l.startswith('0::')]]))")
+    child = live.popen(["unshare", "-C", sys.executable, "-c", code], stdin=subprocess.PIPE,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        if child.stdout.readline() != "ready\n":
+            pytest.skip(f"unshare -C failed: {child.stderr.read().strip()}")
+        with open(os.path.join(sibling, "cgroup.procs"), "w") as f:
+            f.write(str(child.pid))
+        out, err = child.communicate("go\n", timeout=60)
+        assert child.returncode == 0, err
+    finally:
+        child.kill()
+        child.wait()
+        os.rmdir(sibling)  # before the fixture removes its parent
+    import json
+
+    path, problems, (kernel_path,) = json.loads(out)
+    assert kernel_path == "/../b"
+    assert path == sibling
+    assert any(p.startswith("unified: cgroup /../b is outside the root /../..") and
+               f"found it by the cgroup.procs that lists PID {child.pid}" in p for p in problems)

@@ -1,5 +1,6 @@
 """Container-aware limits on fixture trees."""
 
+import math
 import os
 
 import pytest
@@ -16,7 +17,7 @@ def test_v1_leaf_limits(tree, backend):
     lim = pycgroup.limits(pycgroup.current(procfs, rootfs), backend)
     assert lim.memory_max_bytes == 536870912
     assert lim.memory_high_bytes is None
-    assert lim.swap_max_bytes is None  # hierarchical_memsw_limit is unlimited
+    assert lim.swap_max_bytes == math.inf  # hierarchical_memsw_limit is unlimited
     assert lim.host_memory_bytes == 8039424 * 1024
     assert lim.effective_memory_bytes == 536870912
     assert lim.cpu_quota_cores == 1.5
@@ -55,14 +56,14 @@ def test_limit_above_host_memory_is_unlimited(tree, backend):
     with open(os.path.join(cg.paths["unified"], "memory.max"), "w") as f:
         f.write(f"{64 * 2**30}\n")  # 64 GiB on an 8 GiB host
     lim = pycgroup.limits(cg, backend)
-    assert lim.memory_max_bytes is None
+    assert lim.memory_max_bytes == math.inf
     assert lim.effective_memory_bytes == lim.host_memory_bytes == 8039424 * 1024
 
 
 def test_no_cgroup_falls_back_to_the_host(tree, backend):
     procfs, rootfs = tree("none")
     lim = pycgroup.limits(pycgroup.current(procfs, rootfs), backend)
-    assert lim.memory_max_bytes is None and lim.cpu_quota_cores is None
+    assert lim.memory_max_bytes == math.inf and lim.cpu_quota_cores == math.inf
     assert lim.effective_memory_bytes == 8039424 * 1024
     assert lim.cpu_count == len(os.sched_getaffinity(0))
 
@@ -86,3 +87,178 @@ def test_cpu_list(text, cpus):
     from pycgroup.limits import parse_cpu_list
 
     assert parse_cpu_list(text) == cpus
+
+
+def test_limit_equal_to_host_memory_is_unlimited_and_one_page_less_is_not(tree, backend):
+    procfs, rootfs = tree("cgroupns")
+    cg = pycgroup.current(procfs, rootfs)
+    host = 8039424 * 1024
+    for written, expected in ((host, math.inf), (host - 4096, host - 4096),
+                              (host + 4096, math.inf)):
+        with open(os.path.join(cg.paths["unified"], "memory.max"), "w") as f:
+            f.write(f"{written}\n")
+        lim = pycgroup.limits(cg, backend)
+        assert lim.memory_max_bytes == expected
+        assert lim.effective_memory_bytes == min(host, written)
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def test_v1_swap_is_memsw_minus_memory_capped_by_the_hosts_swap(tree, backend):
+    procfs, rootfs = tree("v1")
+    cg = pycgroup.current(procfs, rootfs)
+    stat = os.path.join(cg.paths["memory"], "memory.stat")
+    with open(stat) as f:
+        text = f.read()
+    memsw = 536870912 + 268435456
+    write(stat, text.replace("hierarchical_memsw_limit 9223372036854771712",
+                             f"hierarchical_memsw_limit {memsw}"))
+    lim = pycgroup.limits(cg, backend)
+    assert lim.swap_max_bytes == 268435456  # the cgroup's allowance
+    assert lim.host_swap_bytes == 0
+    assert lim.effective_swap_bytes == 0  # a swapless host: none of it can be used
+    meminfo = os.path.join(procfs, "meminfo")
+    with open(meminfo) as f:
+        text = f.read()
+    write(meminfo, text.replace("SwapTotal:             0 kB", "SwapTotal:        102400 kB"))
+    lim = pycgroup.limits(cg, backend)
+    assert (lim.host_swap_bytes, lim.effective_swap_bytes) == (104857600, 104857600)
+    write(meminfo, text.replace("SwapTotal:             0 kB", "SwapTotal:       1048576 kB"))
+    assert pycgroup.limits(cg, backend).effective_swap_bytes == 268435456
+
+
+def test_v2_unlimited_swap_on_a_host_with_swap(tree, backend):
+    procfs, rootfs = tree("dotdot")
+    lim = pycgroup.limits(pycgroup.current(procfs, rootfs), backend)
+    assert lim.swap_max_bytes == math.inf  # no memory.swap.max anywhere: nothing limits it
+    assert lim.host_swap_bytes == lim.effective_swap_bytes == 2097152 * 1024
+
+
+def test_dotdot_path_gets_the_tighter_parents_limits(tree, backend):
+    procfs, rootfs = tree("dotdot")
+    lim = pycgroup.limits(pycgroup.current(procfs, rootfs), backend)
+    # 192 MiB in the cgroup under a 128 MiB, half-core parent: the parent's bind.
+    assert lim.memory_max_bytes == 134217728
+    assert lim.cpu_quota_cores == 0.5
+    assert lim.problems and "found it by the cgroup.procs" in lim.problems[0]
+
+
+def test_missing_directory_is_unavailable_not_unlimited_nor_the_parents(tree, backend):
+    import shutil
+
+    procfs, rootfs = tree("v2")
+    shutil.rmtree(os.path.join(rootfs, "sys/fs/cgroup/system.slice/app.service"))
+    lim = pycgroup.limits(pycgroup.current(procfs, rootfs), backend)
+    # The parent says 1 GiB and 0.5 cores; the process's own cgroup cannot be read.
+    assert lim.memory_max_bytes is None and lim.swap_max_bytes is None
+    assert lim.cpu_quota_cores is None and lim.pids_max is None
+    assert lim.effective_memory_bytes == lim.host_memory_bytes
+    assert any("memory limits are unavailable" in p for p in lim.problems)
+
+
+def test_container_root_seen_from_the_host(tree, backend):
+    procfs, rootfs = tree("host-view")
+    lim = pycgroup.limits(pycgroup.of_pid(4321, procfs, rootfs), backend)
+    assert lim.memory_max_bytes == 209715200
+    assert lim.memory_high_bytes == math.inf and lim.swap_max_bytes == math.inf
+    assert lim.effective_swap_bytes == 0  # SwapTotal 0
+    assert (lim.memory_low_bytes, lim.memory_min_bytes) == (104857600, 0)
+    assert lim.memory_soft_limit_bytes is None  # a v1 file
+    assert lim.cpu_quota_cores == 0.5 and lim.pids_max == 64
+    assert (lim.cpu_weight, lim.cpu_shares) == (39, None)
+    # Cpus_allowed_list of <procfs>/4321/status, not this machine's PID 4321's affinity.
+    assert lim.cpuset_cpus == (0, 2, 3)
+    assert lim.io_max == {"8:16": {"rbps": 2097152, "wbps": math.inf, "riops": math.inf,
+                                   "wiops": 120}}
+
+
+def test_io_max_takes_the_tightest_of_each_key_up_the_ancestry(tree):
+    procfs, rootfs = tree("v2")
+    cg = pycgroup.current(procfs, rootfs)
+    write(os.path.join(cg.paths["unified"], "io.max"), "8:16 rbps=2097152 wbps=max riops=max wiops=120\n")
+    write(os.path.join(os.path.dirname(cg.paths["unified"]), "io.max"),
+          "8:16 rbps=4194304 wbps=1048576 riops=max wiops=max\n8:0 rbps=max wbps=max riops=10 wiops=max\n")
+    assert pycgroup.limits(cg).io_max == {
+        "8:16": {"rbps": 2097152, "wbps": 1048576, "riops": math.inf, "wiops": 120},
+        "8:0": {"rbps": math.inf, "wbps": math.inf, "riops": 10, "wiops": math.inf}}
+
+
+def test_v1_weight_is_converted_from_shares_and_the_raw_value_kept(tree, backend):
+    procfs, rootfs = tree("v1")
+    cg = pycgroup.current(procfs, rootfs)
+    for shares, weight in (("1024", 39), ("2", 1), ("262144", 10000), ("512", 20)):
+        write(os.path.join(cg.paths["cpu"], "cpu.shares"), shares + "\n")
+        lim = pycgroup.limits(cg, backend)
+        assert (lim.cpu_shares, lim.cpu_weight) == (int(shares), weight)
+        assert cg.read(["cpu.weight", "cpu.shares"], backend) == {
+            "cpu.weight": weight, "cpu.shares": int(shares)}
+    write(os.path.join(cg.paths["memory"], "memory.soft_limit_in_bytes"), "268435456\n")
+    assert pycgroup.limits(cg, backend).memory_soft_limit_bytes == 268435456
+    assert pycgroup.limits(cg, backend).memory_low_bytes is None  # v1 has no memory.low
+
+
+def test_v1_mount_root_not_slash_says_a_parents_quota_cannot_be_seen(tree, backend):
+    procfs, rootfs = tree("docker-v1")
+    lim = pycgroup.limits(pycgroup.current(procfs, rootfs), backend)
+    assert any("tighter CPU quota of a cgroup above it cannot be seen" in p
+               and "pycgroup info --pid" in p for p in lim.problems)
+    procfs, rootfs = tree("v1")
+    assert pycgroup.limits(pycgroup.current(procfs, rootfs), backend).problems == ()
+
+
+def test_v2_root_has_no_limits_and_they_are_unlimited(tree, backend):
+    procfs, rootfs = tree("v2-root")
+    lim = pycgroup.limits(pycgroup.current(procfs, rootfs), backend)
+    assert lim.memory_max_bytes == lim.cpu_quota_cores == lim.pids_max == math.inf
+    assert lim.memory_high_bytes == lim.swap_max_bytes == math.inf
+    assert lim.problems == ()
+
+
+@pytest.mark.parametrize("text", ["0-3,*4^2\n", "1,8-7\n", "0-\n", "-3\n", "a\n", "0,,1\n"])
+def test_malformed_cpu_list_is_a_parse_error_naming_the_file(text):
+    from pycgroup.errors import ParseError
+    from pycgroup.limits import parse_cpu_list
+
+    with pytest.raises(ParseError) as info:
+        parse_cpu_list(text, "/cg/cpuset.cpus.effective")
+    assert info.value.path == "/cg/cpuset.cpus.effective"
+
+
+@pytest.mark.parametrize("text, cpus", [("7\n", (7,)), ("3-3\n", (3,)), ("2-4,0\n", (0, 2, 3, 4)),
+                                        ("1,1-2\n", (1, 2)), ("", ())])
+def test_cpu_list_edges(text, cpus):
+    from pycgroup.limits import parse_cpu_list
+
+    assert parse_cpu_list(text) == cpus
+
+
+def test_malformed_cpuset_file_raises_from_limits(tree, backend):
+    from pycgroup.errors import ParseError
+
+    procfs, rootfs = tree("v1")
+    cg = pycgroup.current(procfs, rootfs)
+    path = os.path.join(cg.paths["cpuset"], "cpuset.effective_cpus")
+    write(path, "1,8-7\n")
+    with pytest.raises(ParseError, match="reversed CPU range") as info:
+        pycgroup.limits(cg, backend)
+    assert info.value.path == path
+
+
+def test_removed_cgroup_raises_cgroup_gone(tree, backend):
+    import errno
+    import shutil
+
+    procfs, rootfs = tree("v2")
+    cg = pycgroup.current(procfs, rootfs)
+    shutil.rmtree(cg.paths["unified"])
+    with pytest.raises(pycgroup.CgroupGone) as info:
+        pycgroup.limits(cg, backend)
+    assert info.value.errno == errno.ENOENT and info.value.filename == cg.paths["unified"]
+    assert isinstance(info.value, OSError) and isinstance(info.value, pycgroup.Error)
+
+
+def test_unlimited_is_math_inf():
+    assert pycgroup.UNLIMITED == math.inf

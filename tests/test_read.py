@@ -1,5 +1,6 @@
 """Snapshot reads on fixture trees: every metric's value, unit and v1/v2 source."""
 
+import math
 import os
 
 import pytest
@@ -50,7 +51,7 @@ V1 = {
 }
 V2 = {
     "memory.current": 157286400,
-    "memory.max": None,  # "max"
+    "memory.max": math.inf,  # "max"
     "memory.high": 805306368,
     "memory.peak": 209715200,
     "memory.swap.current": 1048576,
@@ -72,7 +73,7 @@ V2 = {
     "cpu.stat.throttled_usec": 4500000,
     "cpu.stat.nr_bursts": 0,
     "cpu.stat.burst_usec": 0,
-    "cpu.max.quota_usec": None,
+    "cpu.max.quota_usec": math.inf,
     "cpu.max.period_usec": 100000,
     "cpu.pressure.some.total": 123456,
     "cpu.pressure.full.total": 65432,
@@ -81,12 +82,12 @@ V2 = {
     "io.pressure.some.total": 9000,
     "io.pressure.full.total": 8000,
     "pids.current": 7,
-    "pids.max": None,
+    "pids.max": math.inf,
     **PROC,
 }
 HYBRID = {
-    "memory.max": None,  # v1's page-rounded LONG_MAX
-    "cpu.max.quota_usec": None,  # cfs_quota_us -1
+    "memory.max": math.inf,  # v1's page-rounded LONG_MAX
+    "cpu.max.quota_usec": math.inf,  # cfs_quota_us -1
     "cpu.stat.usage_usec": 5000000,  # from v1 cpuacct, not the unified cpu.stat
     "cpu.pressure.some.total": 4242,
     "cpu.pressure.full.total": 2121,
@@ -182,3 +183,155 @@ def test_removed_cgroup_raises_an_oserror_naming_the_file(tree, backend):
     cg.close()
     os.remove(os.path.join(cg.paths["unified"], "memory.current"))
     assert cg.read(["memory.current"], backend) == {"memory.current": None}
+
+
+def test_new_limit_metrics_on_v2(tree, backend):
+    procfs, rootfs = tree("host-view")
+    with pycgroup.of_pid(4321, procfs, rootfs) as cg:
+        assert cg.read(["memory.swap.max", "memory.low", "memory.min", "cpu.weight",
+                        "cpu.shares", "memory.soft_limit", "memory.memsw.max"], backend) == {
+            "memory.swap.max": math.inf, "memory.low": 104857600, "memory.min": 0,
+            "cpu.weight": 39, "cpu.shares": None, "memory.soft_limit": None,
+            "memory.memsw.max": None}
+        assert "cgroup v2 has cpu.weight instead" in cg.explain("cpu.shares")
+        assert "memory.low is its counterpart" in cg.explain("memory.soft_limit")
+
+
+def test_v1_swap_max_is_derived_from_memsw(tree, backend):
+    procfs, rootfs = tree("v1")
+    with pycgroup.current(procfs, rootfs) as cg:
+        leaf = cg.paths["memory"]
+        with open(os.path.join(leaf, "memory.memsw.limit_in_bytes"), "w") as f:
+            f.write(f"{536870912 + 1048576}\n")
+        assert cg.read(["memory.swap.max", "memory.max"], backend) == {
+            "memory.swap.max": 1048576, "memory.max": 536870912}
+        assert "memory.memsw.max - memory.max" in cg.explain("memory.swap.max")
+        with open(os.path.join(leaf, "memory.memsw.limit_in_bytes"), "w") as f:
+            f.write("9223372036854771712\n")
+        cg.close()
+        assert cg.read(["memory.swap.max"], backend) == {"memory.swap.max": math.inf}
+        assert "cgroup v1 has no memory.min" in cg.explain("memory.min")
+
+
+def test_v2_root_memory_current_is_derived_from_meminfo(tree, backend):
+    procfs, rootfs = tree("v2-root")
+    with pycgroup.current(procfs, rootfs) as cg:
+        assert cg.is_v2_root()
+        got = cg.read(["memory.current", "memory.peak", "pids.current",
+                       "memory.working_set"], backend)
+        assert got == {"memory.current": (8039424 - 1203456) * 1024, "memory.peak": None,
+                       "pids.current": None, "memory.working_set": None}
+        explained = cg.explain("memory.current")
+        assert explained.startswith("memory.current: derived from host.mem.total, "
+                                    "host.mem.free as /proc/meminfo MemTotal - MemFree")
+        assert "memory.current" in cg.metrics()
+        # The root has no pressure files either: /proc/pressure is the whole system's.
+        assert cg.read(["memory.swap.current", "cpu.pressure.some.total",
+                        "memory.pressure.full.total", "io.pressure.some.total"], backend) == {
+            "memory.swap.current": (2097152 - 1048576) * 1024, "cpu.pressure.some.total": 111,
+            "memory.pressure.full.total": 44, "io.pressure.some.total": None}
+        assert cg.explain("cpu.pressure.some.total").endswith("proc/pressure/cpu key 'some'")
+
+
+def test_namespace_root_is_not_the_v2_root(tree, backend):
+    procfs, rootfs = tree("cgroupns")
+    with pycgroup.current(procfs, rootfs) as cg:
+        assert not cg.is_v2_root()
+        os.remove(os.path.join(cg.paths["unified"], "memory.current"))
+        assert cg.read(["memory.current"], backend) == {"memory.current": None}
+
+
+def test_removed_cgroup_directory_raises_cgroup_gone(tree, backend):
+    import errno
+    import shutil
+
+    procfs, rootfs = tree("v2")
+    cg = pycgroup.current(procfs, rootfs)
+    shutil.rmtree(cg.paths["unified"])
+    with pytest.raises(pycgroup.CgroupGone) as info:
+        cg.read(["memory.current"], backend)
+    assert info.value.errno == errno.ENOENT and info.value.filename == cg.paths["unified"]
+
+
+def test_directory_missing_at_discovery_reads_as_unavailable(tree, backend):
+    import shutil
+
+    procfs, rootfs = tree("v2")
+    shutil.rmtree(os.path.join(rootfs, "sys/fs/cgroup/system.slice/app.service"))
+    cg = pycgroup.current(procfs, rootfs)
+    assert cg.read(["memory.max"], backend) == {"memory.max": None}
+    assert "does not exist" in cg.explain("memory.max")
+
+
+def test_io_max_and_io_stat_per_device_and_key(tree, backend):
+    procfs, rootfs = tree("host-view")
+    with pycgroup.of_pid(4321, procfs, rootfs) as cg:
+        names = ["io.max.8:16.rbps", "io.max.8:16.wbps", "io.max.8:16.wiops",
+                 "io.stat.8:16.wios", "io.stat.8:0.dbytes", "io.stat.8:0.nokey",
+                 "io.max.8:0.rbps"]
+        assert cg.read(names, backend) == {
+            "io.max.8:16.rbps": 2097152, "io.max.8:16.wbps": math.inf,
+            "io.max.8:16.wiops": 120, "io.stat.8:16.wios": 353,
+            "io.stat.8:0.dbytes": 50331648, "io.stat.8:0.nokey": None,
+            "io.max.8:0.rbps": None}
+        assert cg.explain("io.stat.8:16.rios").endswith("io.stat device 8:16 key 'rios'")
+        assert "unavailable" in cg.explain("io.max.8:0.rbps")
+        listed = cg.metrics()
+        assert "io.stat.8:0.rbytes" in listed and "io.max.8:16.riops" in listed
+        assert "io.max.8:0.rbps" not in listed
+    procfs, rootfs = tree("v1")
+    with pycgroup.current(procfs, rootfs) as cg:
+        assert cg.read(["io.stat.8:0.rbytes"], backend) == {"io.stat.8:0.rbytes": None}
+        assert "blkio.throttle" in cg.explain("io.stat.8:0.rbytes")
+
+
+def test_malformed_io_file_raises_parse_error_naming_it(tree):
+    from pycgroup.iofiles import parse_io_lines
+
+    with pytest.raises(ParseError) as info:
+        parse_io_lines("8:16 rbps=1\n8-16 rbps=2\n", "/cg/io.max")
+    assert (info.value.path, info.value.line) == ("/cg/io.max", 2)
+    with pytest.raises(ParseError, match="'rbps' is not key=value"):
+        parse_io_lines("8:16 rbps\n", "/cg/io.max")
+    with pytest.raises(ParseError):
+        parse_io_lines("8:16 rbps=-1\n", "/cg/io.max")
+
+
+def test_live_removed_cgroup_raises_cgroup_gone_with_enodev(live_cgroups, backend):
+    import errno
+    import subprocess
+    import sys
+
+    live = live_cgroups("memory")
+    child = live.popen([sys.executable, "-c", "import time; print('ready', flush=True); "
+                        "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "ready\n"
+        cg = pycgroup.of_pid(child.pid)
+        assert cg.read(["memory.current"], backend)["memory.current"] > 0
+    finally:
+        child.kill()
+        child.wait()
+    os.rmdir(live.leaves["memory"])  # the files stay open in cg's reader
+    with pytest.raises(pycgroup.CgroupGone) as info:
+        cg.read(["memory.current"], backend)
+    assert info.value.errno in (errno.ENODEV, errno.ENOENT)
+    assert info.value.filename.startswith(live.leaves["memory"])
+    with pytest.raises(pycgroup.CgroupGone):
+        pycgroup.limits(cg, backend)
+
+
+def test_live_v1_weight_and_soft_limit(live_cgroups, backend):
+    import json
+
+    live = live_cgroups("memory", "cpu")
+    live.set("cpu", "cpu.shares", 512)
+    live.set("memory", "memory.soft_limit_in_bytes", 64 * 2**20)
+    done = live.run("import json, pycgroup; cg = pycgroup.current(); "
+                    f"lim = pycgroup.limits(cg, {backend!r}); "
+                    "print(json.dumps([lim.cpu_shares, lim.cpu_weight, "
+                    "lim.memory_soft_limit_bytes, "
+                    f"cg.read(['cpu.weight', 'memory.soft_limit'], {backend!r})]))")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [512, 20, 64 * 2**20,
+                                       {"cpu.weight": 20, "memory.soft_limit": 64 * 2**20}]

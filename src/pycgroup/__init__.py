@@ -10,6 +10,7 @@ from pycgroup.cgroup import CGroup, current, of_pid
 from pycgroup.errors import (CgroupGone, Error, MetricUnavailable, MissingExtra, NotRegularFile,
                              ParseError, SamplerClosed)
 from pycgroup.limits import Limits, available_memory, limits
+from pycgroup.values import UNLIMITED
 from pycgroup import gpu
 from pycgroup.samples import GpuThrottling, Samples, Throttling
 from pycgroup.sampler import Mark, Sampler, SamplerStats, Span
@@ -36,6 +37,7 @@ __all__ = [
     "StepSummary",
     "Steps",
     "Throttling",
+    "UNLIMITED",
     "available_memory",
     "current",
     "gpu",

@@ -9,10 +9,12 @@ Documentation/scheduler/sched-bwc.rst (CFS bandwidth), Documentation/accounting/
 from __future__ import annotations
 
 import difflib
+import math
 import os
 from dataclasses import dataclass
+from typing import Callable, Sequence, Union
 
-from pycgroup import gpu
+from pycgroup import gpu, iofiles
 from pycgroup.formats import Format
 from pycgroup.sources import Derived, Source, Unavailable
 
@@ -37,18 +39,61 @@ class _File:
     unlimited_at: int = 0
 
 
+@dataclass(frozen=True)
+class _Derive:
+    """A catalogue entry computed from other metrics on one cgroup version."""
+
+    inputs: tuple[str, ...]
+    compute: Callable[..., Union[int, float, None]]
+    note: str
+
+
+def shares_to_weight(shares: int | float | None) -> int | None:
+    """Returns the cgroup v2 cpu.weight (1-10000) of a v1 cpu.shares value (2-262144), by the
+    conversion runc, crun and the kubelet use: 1 + (shares - 2) * 9999 / 262142, in integers;
+    None for None."""
+    if shares is None or math.isinf(shares):
+        return None
+    shares = min(max(int(shares), 2), 262144)
+    return 1 + (shares - 2) * 9999 // 262142
+
+
+def swap_of_memsw(memsw: int | float | None, memory: int | float | None) -> int | float | None:
+    """Returns v1's swap allowance: memory+swap limit - memory limit (the kernel keeps
+    memsw >= memory), UNLIMITED when memsw is unlimited, None when either is unavailable."""
+    if memsw is None or memory is None:
+        return None
+    if math.isinf(memsw):
+        return math.inf
+    if math.isinf(memory):
+        return None  # the kernel refuses this; nothing sensible to report
+    return max(0, int(memsw) - int(memory))
+
+
 _FLAT = Format.FLAT_KEYED
 _V1_NO_HIGH = "cgroup v1 has no memory.high"
 _V1_NO_LOW = "cgroup v1 has no memory.low"
 _PSI_V1 = "per-cgroup pressure stall information needs cgroup v2"
 
-#: name -> (kind, v2 file, v1 file or why v1 lacks it)
-TABLE: dict[str, tuple] = {
+#: name -> (kind, v2 file or why v2 lacks it, v1 file, derivation or why v1 lacks it)
+TABLE: dict[str, tuple[str, Union[_File, str], Union[_File, _Derive, str]]] = {
     "memory.current": (GAUGE, _File("memory", "memory.current"),
                        _File("memory", "memory.usage_in_bytes")),
     "memory.max": (GAUGE, _File("memory", "memory.max"),
                    _File("memory", "memory.limit_in_bytes", unlimited_at=V1_MEMORY_UNLIMITED)),
     "memory.high": (GAUGE, _File("memory", "memory.high"), _V1_NO_HIGH),
+    "memory.low": (GAUGE, _File("memory", "memory.low"), _V1_NO_LOW),
+    "memory.min": (GAUGE, _File("memory", "memory.min"), "cgroup v1 has no memory.min"),
+    # --memory-reservation: memory.soft_limit_in_bytes on v1, memory.low on v2 (runc).
+    "memory.soft_limit": (GAUGE, "cgroup v2 has no soft limit (memory.low is its counterpart)",
+                          _File("memory", "memory.soft_limit_in_bytes",
+                                unlimited_at=V1_MEMORY_UNLIMITED)),
+    "memory.swap.max": (GAUGE, _File("memory", "memory.swap.max"),
+                        _Derive(("memory.memsw.max", "memory.max"), swap_of_memsw,
+                                "memory.memsw.max - memory.max")),
+    "memory.memsw.max": (GAUGE, "cgroup v2 limits swap alone (memory.swap.max)",
+                         _File("memory", "memory.memsw.limit_in_bytes",
+                               unlimited_at=V1_MEMORY_UNLIMITED)),
     # memory.peak: since Linux 5.19 on v2.
     "memory.peak": (GAUGE, _File("memory", "memory.peak"),
                     _File("memory", "memory.max_usage_in_bytes")),
@@ -88,6 +133,11 @@ TABLE: dict[str, tuple] = {
                            _File("cpu", "cpu.cfs_quota_us", Format.QUOTA_V1)),
     "cpu.max.period_usec": (GAUGE, _File("cpu", "cpu.max", Format.CPU_MAX, "period"),
                             _File("cpu", "cpu.cfs_period_us")),
+    # cpu.weight 1-10000 (default 100); v1 cpu.shares 2-262144 (default 1024).
+    "cpu.weight": (GAUGE, _File("cpu", "cpu.weight"),
+                   _Derive(("cpu.shares",), shares_to_weight,
+                           "1 + (cpu.shares - 2) * 9999 / 262142, as runc converts it")),
+    "cpu.shares": (GAUGE, "cgroup v2 has cpu.weight instead", _File("cpu", "cpu.shares")),
     "pids.current": (GAUGE, _File("pids", "pids.current"), _File("pids", "pids.current")),
     "pids.max": (GAUGE, _File("pids", "pids.max"), _File("pids", "pids.max")),
 }
@@ -146,7 +196,46 @@ PROCESS_AND_HOST = {
     # /proc/meminfo values are in kB; the parser converts them to bytes.
     "host.mem.total": (GAUGE, "meminfo", Format.COLON_KEYED, "MemTotal", 1, 1),
     "host.mem.available": (GAUGE, "meminfo", Format.COLON_KEYED, "MemAvailable", 1, 1),
+    "host.mem.free": (GAUGE, "meminfo", Format.COLON_KEYED, "MemFree", 1, 1),
+    "host.swap.total": (GAUGE, "meminfo", Format.COLON_KEYED, "SwapTotal", 1, 1),
+    "host.swap.free": (GAUGE, "meminfo", Format.COLON_KEYED, "SwapFree", 1, 1),
 }
+
+#: v1 memory.stat keys that hold the tightest limit of the whole ancestry, including the
+#: ancestors above a container's mount root (cgroup-v1/memory.rst, 5.2 stat file).
+V1_HIERARCHICAL = {
+    "memory.max": _File("memory", "memory.stat", _FLAT, "hierarchical_memory_limit",
+                        unlimited_at=V1_MEMORY_UNLIMITED),
+    "memory.memsw.max": _File("memory", "memory.stat", _FLAT, "hierarchical_memsw_limit",
+                              unlimited_at=V1_MEMORY_UNLIMITED),
+}
+#: The CPUs a cgroup may run on, a kernel cpu list: (v2 file, v1 file).
+CPUSET_EFFECTIVE = (_File("cpuset", "cpuset.cpus.effective"),
+                    _File("cpuset", "cpuset.effective_cpus"))
+#: The per-device I/O limit and statistics files (cgroup v2 only; one "MAJ:MIN key=value
+#: ..." line per device): cgroup-v2.rst "IO Interface Files".
+IO_MAX = _File("io", "io.max")
+IO_STAT = _File("io", "io.stat")
+#: A pure cgroup v2 root has no memory.current (nor memory.peak, memory.events,
+#: pids.current): there its usage is MemTotal - MemFree, as runc, cAdvisor and the kubelet
+#: derive it.
+ROOT_MEMORY_CURRENT = _Derive(("host.mem.total", "host.mem.free"),
+                              lambda total, free: None if total is None or free is None
+                              else max(0, total - free),
+                              "/proc/meminfo MemTotal - MemFree: the v2 root cgroup has no "
+                              "memory.current, so its usage is derived as runc, cAdvisor and "
+                              "the kubelet do")
+ROOT_SWAP_CURRENT = _Derive(("host.swap.total", "host.swap.free"),
+                            lambda total, free: None if total is None or free is None
+                            else max(0, total - free),
+                            "/proc/meminfo SwapTotal - SwapFree: the v2 root cgroup has no "
+                            "memory.swap.current")
+
+
+def root_pressure(procfs: str, resource: str, line: str) -> Source:
+    """Returns the system-wide PSI file that stands in for a v2 root's missing
+    <resource>.pressure: /proc/pressure/<resource> (Documentation/accounting/psi.rst)."""
+    return Source(os.path.join(procfs, "pressure", resource), Format.PSI, line, 1, 1, 0, "")
 WORKING_SET = "memory.working_set"
 WORKING_SET_INPUTS = ("memory.current", "memory.stat.inactive_file")
 MEMORY_STAT_PREFIX = "memory.stat."
@@ -167,6 +256,9 @@ def kind(name: str) -> str:
         return TABLE[name][0]
     if name in PROCESS_AND_HOST:
         return PROCESS_AND_HOST[name][0]
+    io_name = iofiles.NAME.fullmatch(name)
+    if io_name:
+        return COUNTER if io_name[1] == "stat" else GAUGE
     if name.startswith(MEMORY_STAT_PREFIX):
         key = name[len(MEMORY_STAT_PREFIX):]
         return COUNTER if key.startswith(_MEMORY_STAT_COUNTER_PREFIXES) else GAUGE
@@ -175,7 +267,7 @@ def kind(name: str) -> str:
     raise unknown_metric(name)
 
 
-def unknown_metric(name: str, extra: list[str] = ()) -> KeyError:
+def unknown_metric(name: str, extra: Sequence[str] = ()) -> KeyError:
     """Returns the KeyError for a name that is not in the catalogue, naming close matches."""
     gpu_names = [f"gpu0.{m}" for m in gpu.METRICS]
     close = difflib.get_close_matches(name, [*static_names(), *gpu_names, *extra], n=3,
@@ -184,14 +276,41 @@ def unknown_metric(name: str, extra: list[str] = ()) -> KeyError:
     return KeyError(f"unknown metric {name!r}{hint}")
 
 
-def _source_in(paths: dict, version: str, spec: _File, key: str | None = None) -> Source:
-    return Source(os.path.join(paths[spec.controller if version == "v1" else "unified"],
-                               spec.name),
-                  spec.format, spec.key if key is None else key, 1, spec.div,
-                  spec.unlimited_at, version)
+def _source_in(paths: dict[str, str], version: str, spec: _File,
+               key: str | None = None) -> Source:
+    return source_at(paths[spec.controller if version == "v1" else "unified"], spec, version,
+                     key)
 
 
-def _version_for(paths: dict, controller: str) -> str | None:
+def source_at(directory: str, spec: _File, version: str, key: str | None = None) -> Source:
+    """Returns the Source of a catalogue file in one cgroup directory."""
+    return Source(os.path.join(directory, spec.name), spec.format,
+                  spec.key if key is None else key, 1, spec.div, spec.unlimited_at, version)
+
+
+def file_of(name: str, version: str) -> _File | None:
+    """Returns the file that holds a cgroup metric on "v1" or "v2", or None where that
+    version has no file for it (unavailable there, or derived from other metrics)."""
+    if name not in TABLE:
+        raise unknown_metric(name)
+    spec = TABLE[name][1 if version == "v2" else 2]
+    return spec if isinstance(spec, _File) else None
+
+
+def controller_of(name: str) -> str:
+    """Returns the controller whose hierarchy holds a cgroup metric ("unified" for the
+    files only cgroup v2 has)."""
+    _, v2, v1 = TABLE[name]
+    return v2.controller if isinstance(v2, _File) else v1.controller  # type: ignore[union-attr]
+
+
+def version_for(paths: dict[str, str], controller: str) -> str | None:
+    """Returns "v1" when the controller has a v1 hierarchy, else "v2" when there is a
+    cgroup2 directory, else None."""
+    return _version_for(paths, controller)
+
+
+def _version_for(paths: dict[str, str], controller: str) -> str | None:
     """Returns "v1" when the controller has a v1 hierarchy, else "v2" when there is a
     cgroup2 directory, else None."""
     if controller != "unified" and controller in paths:
@@ -199,7 +318,41 @@ def _version_for(paths: dict, controller: str) -> str | None:
     return "v2" if "unified" in paths else None
 
 
-def resolve(name: str, paths: dict, procfs: str, pid) -> "Source | Derived | Unavailable | gpu.GpuSource":
+def _resolve_io(paths: dict[str, str], file: str, device: str,
+                key: str) -> "Derived | Unavailable":
+    """Returns how io.max.<MAJ:MIN>.<key> or io.stat.<MAJ:MIN>.<key> is read: in read(),
+    by parsing the file (its one-line-per-device layout is not a row reader format)."""
+    if _version_for(paths, "io") != "v2":
+        return Unavailable("cgroup v1 has blkio.throttle.* files instead of io.max and "
+                           "io.stat, which pycgroup does not read" if paths else
+                           "no cgroup2 hierarchy is mounted")
+    spec = IO_MAX if file == "max" else IO_STAT
+    directory = paths["unified"]
+
+    def value() -> int | float | None:
+        devices = iofiles.read_io(directory, spec.name)
+        return None if devices is None else devices.get(device, {}).get(key)
+
+    return Derived((), value, f"{os.path.join(directory, spec.name)} device {device} "
+                              f"key {key!r}")
+
+
+def io_names(paths: dict[str, str]) -> list[str]:
+    """Returns the io.max.* and io.stat.* names of the devices and keys the files hold."""
+    if _version_for(paths, "io") != "v2":
+        return []
+    names = []
+    for spec in (IO_MAX, IO_STAT):
+        try:
+            devices = iofiles.read_io(paths["unified"], spec.name) or {}
+        except (OSError, ValueError):
+            devices = {}
+        names += [f"{spec.name}.{d}.{k}" for d, values in devices.items() for k in values]
+    return names
+
+
+def resolve(name: str, paths: dict[str, str], procfs: str,
+            pid: int | str) -> "Source | Derived | Unavailable | gpu.GpuSource":
     """Returns where name is read for a process in the cgroups of paths; raises KeyError
     for a name the catalogue does not know. A memory.stat key outside the documented
     list is accepted and found missing if the file does not have it."""
@@ -215,6 +368,9 @@ def resolve(name: str, paths: dict, procfs: str, pid) -> "Source | Derived | Una
         return Source(path, fmt, key, mul, div)
     if name == WORKING_SET:
         return Derived(WORKING_SET_INPUTS)
+    io_name = iofiles.NAME.fullmatch(name)
+    if io_name:
+        return _resolve_io(paths, io_name[1], io_name[2], io_name[3])
     if name.startswith(MEMORY_STAT_PREFIX):
         key = name[len(MEMORY_STAT_PREFIX):]
         if not key or " " in key or "\n" in key:
@@ -230,15 +386,20 @@ def resolve(name: str, paths: dict, procfs: str, pid) -> "Source | Derived | Una
     if name not in TABLE:
         raise unknown_metric(name)
     _, v2, v1 = TABLE[name]
-    version = _version_for(paths, v2.controller)
+    controller = controller_of(name)
+    version = _version_for(paths, controller)
     if version is None:
-        if v2.controller == "unified":
+        if controller == "unified":
             return Unavailable(f"{v1} (no cgroup2 hierarchy is mounted)")
-        return Unavailable(f"no {v2.controller} cgroup hierarchy is mounted")
+        return Unavailable(f"no {controller} cgroup hierarchy is mounted")
     if version == "v1":
         if isinstance(v1, str):
             return Unavailable(v1)
+        if isinstance(v1, _Derive):
+            return Derived(v1.inputs, v1.compute, v1.note)
         if v1.controller not in paths:
             return Unavailable(f"no {v1.controller} cgroup hierarchy is mounted")
         return _source_in(paths, "v1", v1)
+    if isinstance(v2, str):
+        return Unavailable(v2)
     return _source_in(paths, "v2", v2)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pycgroup.errors import ParseError
 
@@ -30,7 +30,7 @@ class Mount:
     root: str  # the directory of the hierarchy that is mounted (field 4)
     mountpoint: str  # where (field 5)
     fstype: str  # "cgroup", "cgroup2", ...
-    super_options: frozenset  # v1: the controllers and "name=" of the hierarchy
+    super_options: frozenset[str]  # v1: the controllers and "name=" of the hierarchy
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class Membership:
     """One line of /proc/<pid>/cgroup: "hierarchy-ID:controller-list:cgroup-path"."""
 
     hierarchy: int  # 0 is the cgroup v2 hierarchy
-    controllers: tuple  # empty for v2; may hold "name=systemd"
+    controllers: tuple[str, ...]  # empty for v2; may hold "name=systemd"
     path: str
     deleted: bool  # the kernel appended " (deleted)": the cgroup was removed
 
@@ -90,14 +90,27 @@ def relative_to_root(cgroup_path: str, mount_root: str) -> str | None:
     return None
 
 
-def _candidates(membership: Membership, mounts: list[Mount], all_controllers: set) -> list:
+def _candidates(membership: Membership, mounts: list[Mount],
+                all_controllers: set[str]) -> list[Mount]:
+    """Returns the mounts of a membership's hierarchy, those at the conventional place
+    (/sys/fs/cgroup and below, where the JDK and runc look) first."""
     if membership.hierarchy == 0:
-        return [m for m in mounts if m.fstype == "cgroup2"]
-    wanted = set(membership.controllers)
-    return [
-        m for m in mounts
-        if m.fstype == "cgroup" and wanted == (m.super_options & all_controllers)
-    ]
+        found = [m for m in mounts if m.fstype == "cgroup2"]
+    else:
+        wanted = set(membership.controllers)
+        found = [m for m in mounts
+                 if m.fstype == "cgroup" and wanted == (m.super_options & all_controllers)]
+    return sorted(found, key=lambda m: not _conventional(m.mountpoint))
+
+
+def _conventional(mountpoint: str) -> bool:
+    return mountpoint == CONVENTIONAL or mountpoint.startswith(CONVENTIONAL + "/")
+
+
+#: Where cgroup hierarchies are mounted by convention.
+CONVENTIONAL = "/sys/fs/cgroup"
+#: How many directories a search for a process's cgroup below a mount point may visit.
+SEARCH_LIMIT = 20000
 
 
 def _visible(mounts: list[Mount]) -> list[Mount]:
@@ -106,22 +119,101 @@ def _visible(mounts: list[Mount]) -> list[Mount]:
     return [m for i, m in enumerate(mounts) if last[m.mountpoint] == i]
 
 
+def _ups(path: str) -> tuple[int, list[str]]:
+    """Returns how many ".." a path starts with, and the components after them."""
+    parts = [p for p in path.split("/") if p and p != "."]
+    ups = 0
+    while ups < len(parts) and parts[ups] == "..":
+        ups += 1
+    return ups, parts[ups:]
+
+
+def search_depth(cgroup_path: str, mount_root: str) -> int | None:
+    """Returns how deep below a mount point a cgroup must be, from the ".." components of
+    its path and of the mount's root (both relative to the reader's cgroup namespace), or
+    None when they do not say.
+
+    A mount root of "/../.." shows the hierarchy two levels above the namespace's root; a
+    cgroup "/../x" is one level above it, then "x": it lies 2 - 1 + 1 = 2 levels below the
+    mount point, under a directory whose name the namespace hides."""
+    ups, rest = _ups(cgroup_path)
+    root_ups, root_rest = _ups(mount_root)
+    if root_rest or ups > root_ups or ".." in rest:
+        return None
+    return root_ups - ups + len(rest)
+
+
+def _lists(procs_file: str, pid: int) -> bool:
+    try:
+        with open(procs_file, "rb") as f:
+            return str(pid).encode() in f.read().split()
+    except OSError:
+        return False
+
+
+def find_by_procs(base: str, cgroup_path: str, mount_root: str, pid: int) -> str | None:
+    """Returns the directory below base (relative to it; "" for base) whose cgroup.procs
+    lists pid, searching only where cgroup_path can be (its known trailing components, at
+    the depth its ".." components give when they do), or None.
+
+    This is how a cgroup outside the reader's namespace, or a mount's root, is found: the
+    kernel shows its path with ".." components that hide the directory names above."""
+    depth = search_depth(cgroup_path, mount_root)
+    tail = _ups(cgroup_path)[1]
+    if ".." in tail:
+        tail = []
+    visited = 0
+    stack: list[tuple[str, int]] = [("", 0)]
+    while stack and visited < SEARCH_LIMIT:
+        relative, level = stack.pop()
+        visited += 1
+        directory = os.path.join(base, relative) if relative else base
+        parts = relative.split("/") if relative else []
+        fits = (depth is None or level == depth) and (not tail or parts[-len(tail):] == tail)
+        if fits and _lists(os.path.join(directory, "cgroup.procs"), pid):
+            return relative
+        if depth is not None and level >= depth:
+            continue
+        try:
+            entries = sorted(e.name for e in os.scandir(directory)
+                             if e.is_dir(follow_symlinks=False))
+        except OSError:
+            continue
+        stack.extend((f"{relative}/{e}" if relative else e, level + 1)
+                     for e in reversed(entries))
+    return None
+
+
 @dataclass(frozen=True)
 class Hierarchies:
     """Where a process's cgroups are: the result of :func:`resolve`."""
 
     mode: str  # "v1", "v2", "hybrid", or "none"
-    paths: dict  # controller (or "unified") -> cgroup directory under rootfs
-    mount_roots: dict  # controller (or "unified") -> the directory its mount shows as root
+    paths: dict[str, str]  # controller (or "unified") -> cgroup directory under rootfs
+    mount_roots: dict[str, str]  # controller (or "unified") -> its mount point under rootfs
     deleted: bool
-    problems: tuple  # why a hierarchy the process belongs to is not in paths
+    problems: tuple[str, ...]  # what could not be found as the kernel describes it
+    # controller (or "unified") -> the hierarchy's directory its mount shows (mountinfo
+    # field 4): "/" unless the mount shows a subtree (a container's cgroup on v1).
+    hierarchy_roots: dict[str, str] = field(default_factory=dict)
+    missing: tuple[str, ...] = ()  # directories in paths that did not exist when found
 
 
-def resolve(memberships: list[Membership], mounts: list[Mount], rootfs: str = "/") -> Hierarchies:
-    """Returns the directory of each of the process's hierarchies under rootfs."""
+def resolve(memberships: list[Membership], mounts: list[Mount], rootfs: str = "/",
+            pid: int | None = None) -> Hierarchies:
+    """Returns the directory of each of the process's hierarchies under rootfs.
+
+    A cgroup outside its mount's root (another cgroup namespace, a process moved after
+    its namespace was made, ``unshare -C`` without remounting) is searched for below the
+    mount point by the cgroup.procs that lists pid (the process's PID as the reader's
+    procfs numbers it); when that finds nothing, the mount point itself stands in, as the
+    JDK does. Either is said in ``problems``."""
     mounts = _visible(mounts)
     all_controllers = {c for m in memberships for c in m.controllers}
-    paths, roots, problems = {}, {}, []
+    paths: dict[str, str] = {}
+    roots: dict[str, str] = {}
+    hierarchy_roots: dict[str, str] = {}
+    problems: list[str] = []
     for membership in memberships:
         if membership.hierarchy != 0 and not membership.controllers:
             continue  # a v1 hierarchy with no controllers and no name: nothing to read
@@ -130,41 +222,106 @@ def resolve(memberships: list[Membership], mounts: list[Mount], rootfs: str = "/
         ]
         if not names:
             continue  # "name=systemd" and the like are not controllers
+        label = ",".join(names)
         candidates = _candidates(membership, mounts, all_controllers)
-        for mount in candidates:
-            relative = relative_to_root(membership.path, mount.root)
-            if relative is None:
-                continue
-            base = os.path.join(rootfs, mount.mountpoint.lstrip("/"))
-            for name in names:
-                paths[name] = posixpath.normpath(os.path.join(base, relative))
-                roots[name] = posixpath.normpath(base)
-            break
+        if not candidates:
+            problems.append(f"{label}: hierarchy {membership.hierarchy} is not mounted")
+            continue
+        covering = [(m, r) for m in candidates
+                    if (r := relative_to_root(membership.path, m.root)) is not None]
+        if covering:
+            mount, relative = covering[0]
         else:
-            label = ",".join(names)
-            if not candidates:
-                problems.append(f"{label}: hierarchy {membership.hierarchy} is not mounted")
+            mount = candidates[0]
+            base = os.path.join(rootfs, mount.mountpoint.lstrip("/"))
+            found = None if pid is None or membership.deleted else find_by_procs(
+                base, membership.path, mount.root, pid)
+            outside = (f"{label}: cgroup {membership.path} is outside the root "
+                       f"{mount.root} of its mount at {mount.mountpoint} (another cgroup "
+                       "namespace, or the process was moved out of it)")
+            if found is not None:
+                relative = found
+                problems.append(f"{outside}; found it by the cgroup.procs that lists "
+                                f"PID {pid}")
             else:
-                problems.append(
-                    f"{label}: cgroup {membership.path} is outside every mount of its "
-                    "hierarchy (another cgroup namespace, or the process was moved out of it)"
-                )
+                relative = ""
+                problems.append(f"{outside}; no cgroup.procs below the mount point lists "
+                                f"PID {pid}, so the mount point's limits stand in (as the "
+                                "JDK does): they may be looser than the process's own")
+        base = os.path.join(rootfs, mount.mountpoint.lstrip("/"))
+        for name in names:
+            paths[name] = posixpath.normpath(os.path.join(base, relative))
+            roots[name] = posixpath.normpath(base)
+            hierarchy_roots[name] = mount.root
+    missing = []
+    for path in dict.fromkeys(paths.values()):
+        if not os.path.isdir(path):
+            missing.append(path)
+            label = ",".join(n for n, p in paths.items() if p == path)
+            problems.append(f"{label}: the cgroup directory {path} does not exist"
+                            + (" (the kernel reports the cgroup as deleted)"
+                               if any(m.deleted for m in memberships) else
+                               " (is the root right for this procfs?)"))
     v1 = any(name != "unified" for name in paths)
     v2 = "unified" in paths
     mode = "hybrid" if v1 and v2 else "v1" if v1 else "v2" if v2 else "none"
     deleted = any(m.deleted for m in memberships)
-    return Hierarchies(mode, paths, roots, deleted, tuple(problems))
+    return Hierarchies(mode, paths, roots, deleted, tuple(problems), hierarchy_roots,
+                       tuple(missing))
+
+
+def namespace_pids(status_text: str) -> tuple[int, ...]:
+    """Returns a process's PIDs from its /proc/<pid>/status: the NSpid line (the PID in
+    the PID namespace of the procfs read, then in each nested namespace down to the
+    process's own), else the Pid line alone (kernels before 4.1); () when neither is there."""
+    pid_line = None
+    for line in status_text.splitlines():
+        key, _, value = line.partition(":")
+        if key == "NSpid":
+            return tuple(int(v) for v in value.split())
+        if key == "Pid":
+            pid_line = (int(value),)
+    return pid_line or ()
+
+
+def procfs_pid(pid: int | str, procfs: str = "/proc") -> int | None:
+    """Returns the PID of a process as its procfs numbers it (what that namespace's
+    cgroup.procs lists), or None when procfs does not say."""
+    try:
+        with open(os.path.join(procfs, str(pid), "status"), encoding="utf-8",
+                  errors="replace") as f:
+            pids = namespace_pids(f.read())
+    except OSError:
+        pids = ()
+    if pids:
+        return pids[0]
+    return int(pid) if str(pid).isdigit() else None
+
+
+def mountinfo_path(pid: int | str = "self", procfs: str = "/proc", rootfs: str = "/") -> str:
+    """Returns the mountinfo that places pid's cgroups under rootfs.
+
+    With rootfs "/" that is the reader's own (``<procfs>/self/mountinfo``): the
+    hierarchies as this process sees them. With another rootfs (a container's root seen
+    from the host), it is the process's own ``<procfs>/<pid>/mountinfo``, whose mount
+    points are under that root; whichever of the two exists is used when the other does
+    not (a procfs without ``self``, a fixture tree)."""
+    own = os.path.join(procfs, "self", "mountinfo")
+    theirs = os.path.join(procfs, str(pid), "mountinfo")
+    first, second = (own, theirs) if rootfs == "/" or str(pid) == "self" else (theirs, own)
+    return first if os.path.exists(first) or not os.path.exists(second) else second
 
 
 def discover(pid: int | str = "self", procfs: str = "/proc", rootfs: str = "/") -> Hierarchies:
     """Returns the hierarchies of a process, read from procfs.
 
     The process's /proc/<pid>/cgroup paths are relative to the reader's cgroup
-    namespace, so they are resolved through the reader's own mountinfo."""
+    namespace, so they are resolved through a mountinfo read by the same reader
+    (see :func:`mountinfo_path`)."""
     cgroup_file = os.path.join(procfs, str(pid), "cgroup")
-    mountinfo_file = os.path.join(procfs, "self", "mountinfo")
+    mountinfo_file = mountinfo_path(pid, procfs, rootfs)
     with open(cgroup_file, encoding="utf-8", errors="surrogateescape") as f:
         memberships = parse_proc_cgroup(f.read(), cgroup_file)
     with open(mountinfo_file, encoding="utf-8", errors="surrogateescape") as f:
         mounts = parse_mountinfo(f.read(), mountinfo_file)
-    return resolve(memberships, mounts, rootfs)
+    return resolve(memberships, mounts, rootfs, procfs_pid(pid, procfs))

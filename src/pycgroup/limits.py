@@ -1,33 +1,59 @@
 """Container-aware limits: the tightest limit along a cgroup's ancestry, and the
-smaller of that and what the host has."""
+smaller of that and what the host has.
+
+Which v1 or v2 file holds each limit is the catalogue's knowledge
+(:mod:`pycgroup.catalogue`); this module only walks the ancestry and combines.
+"""
 
 from __future__ import annotations
 
 import errno
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Iterable, Union, cast
 
 from pycgroup import catalogue
 from pycgroup.backends import reader_class
-from pycgroup.cgroup import CGroup, current
-from pycgroup.formats import MISSING, UNLIMITED, Field, Format, SourceSpec
+from pycgroup.cgroup import CGroup, _gone_error, current
+from pycgroup.errors import CgroupGone, ParseError
+from pycgroup.formats import Field, Format, SourceSpec
+from pycgroup.iofiles import read_io
+from pycgroup.sources import Source
+from pycgroup.values import UNLIMITED, from_row
+
+#: A limit: bytes, cores or a count; UNLIMITED (math.inf) for none; None when unavailable.
+Limit = Union[int, float, None]
 
 
 @dataclass(frozen=True)
 class Limits:
-    """What a process in a cgroup may really use. None means "no limit"."""
+    """What a process in a cgroup may really use.
 
-    memory_max_bytes: int | None  # tightest memory.max up the ancestry (None if >= host RAM)
-    memory_high_bytes: int | None  # tightest memory.high (v2 only)
-    swap_max_bytes: int | None
+    Each limit is a number, ``pycgroup.UNLIMITED`` (``math.inf``) when nothing limits it,
+    or None when it cannot be known here (this cgroup version has no such limit, or its
+    cgroup directory is missing: ``problems`` says which)."""
+
+    memory_max_bytes: Limit  # tightest memory.max up the ancestry (UNLIMITED if >= host RAM)
+    memory_high_bytes: Limit  # tightest memory.high (v2 only)
+    swap_max_bytes: Limit  # the cgroup's swap allowance (v1: memsw - memory limit)
     host_memory_bytes: int  # MemTotal
     effective_memory_bytes: int  # min(host memory, memory_max_bytes)
-    cpu_quota_cores: float | None  # tightest quota/period up the ancestry
-    cpuset_cpus: tuple  # the effective cpuset ∩ sched_getaffinity
+    cpu_quota_cores: Limit  # tightest quota/period up the ancestry
+    cpuset_cpus: tuple[int, ...]  # the effective cpuset ∩ the process's CPU affinity
     effective_cpus: float  # min(cpu_quota_cores, len(cpuset_cpus))
     cpu_count: int  # ceil(effective_cpus), at least 1: size thread pools with this
-    pids_max: int | None
+    pids_max: Limit
+    host_swap_bytes: int | None = None  # SwapTotal
+    effective_swap_bytes: Limit = None  # min(swap_max_bytes, host swap): what can be used
+    memory_low_bytes: Limit = None  # the cgroup's memory.low protection (v2 only)
+    memory_min_bytes: Limit = None  # the cgroup's memory.min protection (v2 only)
+    memory_soft_limit_bytes: Limit = None  # memory.soft_limit_in_bytes (v1 only)
+    cpu_weight: int | None = None  # cpu.weight 1-10000; on v1 converted from cpu.shares
+    cpu_shares: int | None = None  # v1 cpu.shares as written (2-262144); None on v2
+    # "MAJ:MIN" -> {"rbps", "wbps", "riops", "wiops"}: the tightest io.max up the ancestry.
+    io_max: dict[str, dict[str, Limit]] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()  # why a figure is missing or may be too loose
 
 
 def ancestry(cg: CGroup, controller: str) -> list[str]:
@@ -42,116 +68,201 @@ def ancestry(cg: CGroup, controller: str) -> list[str]:
     return dirs
 
 
-def parse_cpu_list(text: str) -> tuple:
-    """Returns the CPUs of a kernel cpu list such as "0-3,8,10-11"."""
-    cpus = set()
+def parse_cpu_list(text: str, path: str = "cpu list") -> tuple[int, ...]:
+    """Returns the CPUs of a kernel cpu list such as "0-3,8,10-11" (cpuset(7) "List
+    format"); raises ParseError naming path for anything else, reversed ranges included."""
+    cpus: set[int] = set()
     for part in text.strip().split(","):
-        if not part:
+        if not part and text.strip() == "":
             continue
-        first, _, last = part.partition("-")
-        cpus.update(range(int(first), int(last or first) + 1))
+        first, dash, last = part.partition("-")
+        if not first.isdigit() or (dash and not last.isdigit()):
+            raise ParseError(f"{part!r} is not a CPU number or range", path, 1)
+        low, high = int(first), int(last) if dash else int(first)
+        if high < low:
+            raise ParseError(f"reversed CPU range {part!r}", path, 1)
+        cpus.update(range(low, high + 1))
     return tuple(sorted(cpus))
 
 
 class _Gather:
     """Collects single fields from many files, then reads them all in one pass."""
 
-    def __init__(self):
-        self.specs: dict = {}
+    def __init__(self) -> None:
+        self.specs: dict[tuple[str, Format], list[Field]] = {}
         self.count = 0
 
-    def add(self, path, fmt, key="", div=1, unlimited_at=0) -> int:
-        fields = self.specs.setdefault((path, fmt), [])
-        fields.append(Field(key, self.count, 1, div, unlimited_at))
+    def add(self, source: Source) -> int:
+        """Adds a field; returns its index in read()'s list."""
+        fields = self.specs.setdefault((source.path, source.format), [])
+        fields.append(Field(source.key, self.count, source.mul, source.div,
+                            source.unlimited_at))
         self.count += 1
         return self.count - 1
 
-    def read(self, backend: str) -> list:
+    def read(self, backend: str) -> list[Limit]:
+        """Returns each field's value: an int, UNLIMITED, or None where the file or key is
+        absent; raises CgroupGone when a file's cgroup was removed while open."""
         specs = [SourceSpec(p, f, fields) for (p, f), fields in self.specs.items()]
         reader = reader_class(backend)(specs, self.count)
-        for error in reader.open_errors().values():
-            if error.errno not in (errno.ENOENT, errno.ENODEV):
-                raise error
-        row = reader.read()
-        reader.close()
-        return [None if v in (MISSING, UNLIMITED) else v for v in row]
+        try:
+            for error in reader.open_errors().values():
+                if error.errno not in (errno.ENOENT, errno.ENODEV):
+                    raise error
+            try:
+                row = reader.read()
+            except OSError as e:
+                if e.errno == errno.ENODEV:
+                    raise _gone_error(e) from e
+                raise
+        finally:
+            reader.close()
+        return [from_row(v) for v in row]
 
 
-def _tightest(values) -> int | None:
-    limited = [v for v in values if v is not None]
-    return min(limited) if limited else None
+def _tightest(values: Iterable[Limit]) -> Limit:
+    """Returns the smallest value; UNLIMITED when every value present is; None when none
+    is present (every file of the ancestry absent)."""
+    present = [v for v in values if v is not None]
+    return min(present) if present else None
 
 
-def _read_cpuset(cg: CGroup) -> tuple | None:
-    if "cpuset" in cg.paths:
-        path = os.path.join(cg.paths["cpuset"], "cpuset.effective_cpus")
-    elif "unified" in cg.paths:
-        path = os.path.join(cg.paths["unified"], "cpuset.cpus.effective")
-    else:
+def _ratio(quota: Limit, period: Limit) -> Limit:
+    if quota is None or period is None:
         return None
-    try:
-        with open(path) as f:
-            return parse_cpu_list(f.read())
-    except FileNotFoundError:
-        return None  # the cpuset controller is not enabled for this cgroup
+    if math.isinf(quota):
+        return UNLIMITED
+    return quota / period if period else None
+
+
+class _Walk:
+    """The directories of one controller's ancestry and its cgroup version."""
+
+    def __init__(self, cg: CGroup, controller: str) -> None:
+        self.version = catalogue.version_for(cg.paths, controller)
+        key = controller if self.version == "v1" else "unified"
+        self.dirs = ancestry(cg, key) if self.version else []
+        self.key = key
+        self.missing = bool(self.dirs) and self.dirs[0] in cg.missing
+
+    def sources(self, name: str) -> list[Source]:
+        """Returns the sources of a catalogue metric in each directory, leaf first."""
+        spec = self.spec(name)
+        if spec is None or self.version is None or self.missing:
+            return []
+        return [catalogue.source_at(d, spec, self.version) for d in self.dirs]
+
+    def spec(self, name: str) -> catalogue._File | None:
+        """Returns the file of a catalogue metric on this version, None if it has none."""
+        return catalogue.file_of(name, self.version) if self.version else None
+
+    def limit(self, name: str, values: Iterable[Limit]) -> Limit:
+        """Returns the tightest of a limit's values up the ancestry: UNLIMITED where no
+        directory has the file (v2 writes them only where the controller is enabled, never
+        in the root), None where the version has no such limit or the cgroup's directory
+        is missing, and UNLIMITED outside any hierarchy of the controller."""
+        if self.version is None:
+            return UNLIMITED
+        if self.missing or self.spec(name) is None:
+            return None
+        found = _tightest(values)
+        return UNLIMITED if found is None else found
 
 
 def limits(cg: CGroup | None = None, backend: str = "native") -> Limits:
-    """Returns the limits of cg (default: this process's cgroups)."""
+    """Returns the limits of cg (default: this process's cgroups).
+
+    Raises :class:`pycgroup.CgroupGone` when the cgroup was removed, OSError naming the
+    file for other I/O errors, ParseError for content that does not parse. A limit whose
+    files are absent is None, and ``problems`` says why where that is not the normal
+    state of this cgroup version."""
     cg = cg if cg is not None else current()
+    problems = list(cg.problems)
+    gone = cg._gone()
+    if gone is not None:
+        raise CgroupGone(errno.ENOENT, "the cgroup was removed", gone)
     g = _Gather()
-    host = g.add(os.path.join(cg.procfs, "meminfo"), Format.COLON_KEYED, "MemTotal")
-    v1_memory = "memory" in cg.paths
-    memory_dirs = ancestry(cg, "memory" if v1_memory else "unified")
-    cpu_dirs = ancestry(cg, "cpu" if "cpu" in cg.paths else "unified")
-    pids_dirs = ancestry(cg, "pids" if "pids" in cg.paths else "unified")
-    memory_max, memory_high, swap_max, quotas = [], [], [], []
-    if v1_memory:
-        memory_max = [g.add(os.path.join(d, "memory.limit_in_bytes"), Format.VALUE,
-                            unlimited_at=catalogue.V1_MEMORY_UNLIMITED) for d in memory_dirs]
+    host_total = cast(Source, cg.resolve("host.mem.total"))  # the catalogue's meminfo key
+    host = g.add(host_total)
+    host_swap = g.add(cast(Source, cg.resolve("host.swap.total")))
+    memory, cpu, pids = _Walk(cg, "memory"), _Walk(cg, "cpu"), _Walk(cg, "pids")
+
+    def each(walk: _Walk, name: str) -> list[int]:
+        return [g.add(s) for s in walk.sources(name)]
+
+    def leaf(walk: _Walk, name: str) -> int | None:
+        found = walk.sources(name)
+        return g.add(found[0]) if found else None
+
+    memory_max = each(memory, "memory.max")
+    memory_high = each(memory, "memory.high")
+    swap_max = each(memory, "memory.swap.max")
+    memsw_max: list[int] = []
+    if memory.version == "v1" and memory.dirs:
         # The ancestors above the mount's root (a container's) count in here too.
-        stat = os.path.join(memory_dirs[0], "memory.stat")
-        memory_max.append(g.add(stat, Format.FLAT_KEYED, "hierarchical_memory_limit",
-                                unlimited_at=catalogue.V1_MEMORY_UNLIMITED))
-        memsw = g.add(stat, Format.FLAT_KEYED, "hierarchical_memsw_limit",
-                      unlimited_at=catalogue.V1_MEMORY_UNLIMITED)
-    else:
-        for d in memory_dirs:
-            memory_max.append(g.add(os.path.join(d, "memory.max"), Format.VALUE))
-            memory_high.append(g.add(os.path.join(d, "memory.high"), Format.VALUE))
-            swap_max.append(g.add(os.path.join(d, "memory.swap.max"), Format.VALUE))
-    for d in cpu_dirs:
-        if "cpu" in cg.paths:
-            quota = g.add(os.path.join(d, "cpu.cfs_quota_us"), Format.QUOTA_V1)
-            period = g.add(os.path.join(d, "cpu.cfs_period_us"), Format.VALUE)
-        else:
-            quota = g.add(os.path.join(d, "cpu.max"), Format.CPU_MAX, "quota")
-            period = g.add(os.path.join(d, "cpu.max"), Format.CPU_MAX, "period")
-        quotas.append((quota, period))
-    pids = [g.add(os.path.join(d, "pids.max"), Format.VALUE) for d in pids_dirs]
+        for name, into in (("memory.max", memory_max), ("memory.memsw.max", memsw_max)):
+            into.append(g.add(catalogue.source_at(memory.dirs[0],
+                                                  catalogue.V1_HIERARCHICAL[name], "v1")))
+        memsw_max += each(memory, "memory.memsw.max")
+    memory_low, memory_min = leaf(memory, "memory.low"), leaf(memory, "memory.min")
+    soft_limit = leaf(memory, "memory.soft_limit")
+    quotas = list(zip(each(cpu, "cpu.max.quota_usec"), each(cpu, "cpu.max.period_usec")))
+    weight, shares = leaf(cpu, "cpu.weight"), leaf(cpu, "cpu.shares")
+    pids_max = each(pids, "pids.max")
 
     row = g.read(backend)
+
+    def value(index: int | None) -> Limit:
+        return None if index is None else row[index]
+
     host_memory = row[host]
-    memory_limit = _tightest(row[i] for i in memory_max)
-    if memory_limit is not None and host_memory is not None and memory_limit >= host_memory:
-        memory_limit = None  # a limit the host cannot reach limits nothing
-    if v1_memory:
-        total = row[memsw]
-        swap = total - memory_limit if total is not None and memory_limit is not None else None
-        swap = max(0, swap) if swap is not None else None
+    if host_memory is None or math.isinf(host_memory):
+        raise ParseError("no MemTotal line", host_total.path)
+    host_memory = int(host_memory)
+    raw_memory = memory.limit("memory.max", (row[i] for i in memory_max))
+    memory_limit = raw_memory
+    if memory_limit is not None and memory_limit >= host_memory:
+        memory_limit = UNLIMITED  # a limit the host cannot reach limits nothing
+    if memory.version == "v1":
+        memsw = memory.limit("memory.memsw.max", (row[i] for i in memsw_max))
+        swap = catalogue.swap_of_memsw(memsw, raw_memory)
     else:
-        swap = _tightest(row[i] for i in swap_max)
-    cores = _tightest_cores((row[q], row[p]) for q, p in quotas)
+        swap = memory.limit("memory.swap.max", (row[i] for i in swap_max))
+    swap_total = row[host_swap]
+    host_swap_bytes = None if swap_total is None else int(swap_total)
+    if host_swap_bytes == 0:
+        effective_swap: Limit = 0  # no swap on the host: no cgroup can use any
+    elif swap is None or host_swap_bytes is None:
+        effective_swap = None
+    else:
+        effective_swap = min(swap, host_swap_bytes)
+    cores = cpu.limit("cpu.max.quota_usec", (_ratio(row[q], row[p]) for q, p in quotas))
+
+    for walk, name in ((memory, "memory"), (cpu, "cpu"), (pids, "pids")):
+        if walk.missing:
+            problems.append(f"{name} limits are unavailable: {walk.dirs[0]} does not exist")
+    if cpu.version == "v1" and cg.hierarchy_roots.get("cpu", "/") != "/":
+        problems.append(
+            "cpu: the cpu hierarchy is mounted from " + cg.hierarchy_roots["cpu"] + ", so a "
+            "tighter CPU quota of a cgroup above it cannot be seen from here (the kernel "
+            "does not expose it; memory limits are seen through memory.stat's "
+            "hierarchical_memory_limit); on the host, `pycgroup info --pid <host pid>` sees it")
 
     pid = 0 if cg.pid == "self" else int(cg.pid)
-    affinity = set(os.sched_getaffinity(pid))
+    affinity = _affinity(cg, pid, problems)
     cpuset = _read_cpuset(cg)
-    cpus = tuple(sorted(affinity & set(cpuset))) if cpuset else tuple(sorted(affinity))
+    usable = affinity if affinity is not None else set(cpuset or range(os.cpu_count() or 1))
+    cpus = tuple(sorted(usable & set(cpuset))) if cpuset else tuple(sorted(usable))
     effective_cpus = float(len(cpus)) if cores is None else min(cores, float(len(cpus)))
     effective_memory = host_memory if memory_limit is None else min(host_memory, memory_limit)
+    effective_memory = int(effective_memory)
+    weight_value = value(weight)
+    shares_value = value(shares)
+    if shares_value is not None and weight_value is None:
+        weight_value = catalogue.shares_to_weight(shares_value)
     return Limits(
         memory_max_bytes=memory_limit,
-        memory_high_bytes=_tightest(row[i] for i in memory_high),
+        memory_high_bytes=memory.limit("memory.high", (row[i] for i in memory_high)),
         swap_max_bytes=swap,
         host_memory_bytes=host_memory,
         effective_memory_bytes=effective_memory,
@@ -159,13 +270,77 @@ def limits(cg: CGroup | None = None, backend: str = "native") -> Limits:
         cpuset_cpus=cpus,
         effective_cpus=effective_cpus,
         cpu_count=max(1, math.ceil(effective_cpus)),
-        pids_max=_tightest(row[i] for i in pids),
+        pids_max=pids.limit("pids.max", (row[i] for i in pids_max)),
+        host_swap_bytes=host_swap_bytes,
+        effective_swap_bytes=effective_swap,
+        memory_low_bytes=value(memory_low),
+        memory_min_bytes=value(memory_min),
+        memory_soft_limit_bytes=value(soft_limit),
+        cpu_weight=None if weight_value is None else int(weight_value),
+        cpu_shares=None if shares_value is None else int(shares_value),
+        io_max=_io_max(cg),
+        problems=tuple(problems),
     )
 
 
-def _tightest_cores(pairs) -> float | None:
-    cores = [quota / period for quota, period in pairs if quota is not None and period]
-    return min(cores) if cores else None
+def _affinity(cg: CGroup, pid: int, problems: list[str]) -> set[int] | None:
+    """Returns the CPUs the process may run on: sched_getaffinity() where procfs is this
+    machine's own /proc (or the process is this one), else ``Cpus_allowed_list`` of
+    ``<procfs>/<pid>/status``, which needs no host PID; None (and a problem) when
+    neither is known."""
+    own_procfs = os.path.realpath(cg.procfs) == "/proc"
+    if own_procfs or cg.pid == "self":
+        status = os.path.join(cg.procfs, str(cg.pid), "status")
+        if not own_procfs and os.path.exists(status):
+            allowed = _status_cpus(status)
+            if allowed is not None:
+                return allowed
+        return set(os.sched_getaffinity(pid if own_procfs else 0))
+    status = os.path.join(cg.procfs, str(cg.pid), "status")
+    allowed = _status_cpus(status)
+    if allowed is None:
+        problems.append(f"cpus: {status} has no Cpus_allowed_list, and PID {cg.pid} of "
+                        "another procfs cannot be asked for its affinity here; the "
+                        "cpuset alone counts")
+    return allowed
+
+
+def _status_cpus(status: str) -> set[int] | None:
+    try:
+        with open(status, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("Cpus_allowed_list:"):
+                    return set(parse_cpu_list(line.split(":", 1)[1], status))
+    except FileNotFoundError:
+        return None
+    return None
+
+
+def _read_cpuset(cg: CGroup) -> tuple[int, ...] | None:
+    v2, v1 = catalogue.CPUSET_EFFECTIVE
+    version = catalogue.version_for(cg.paths, "cpuset")
+    if version is None:
+        return None
+    spec = v1 if version == "v1" else v2
+    path = os.path.join(cg.paths[spec.controller if version == "v1" else "unified"], spec.name)
+    try:
+        with open(path) as f:
+            return parse_cpu_list(f.read(), path)
+    except FileNotFoundError:
+        return None  # the cpuset controller is not enabled for this cgroup
+
+
+def _io_max(cg: CGroup) -> dict[str, dict[str, Limit]]:
+    """Returns the tightest io.max of each device and key up the ancestry (v2 only)."""
+    if catalogue.version_for(cg.paths, "io") != "v2":
+        return {}
+    tightest: dict[str, dict[str, Limit]] = {}
+    for directory in ancestry(cg, "unified"):
+        for device, values in (read_io(directory, catalogue.IO_MAX.name) or {}).items():
+            mine = tightest.setdefault(device, {})
+            for key, v in values.items():
+                mine[key] = v if key not in mine else _tightest((mine[key], v))
+    return tightest
 
 
 def available_memory(cg: CGroup | None = None, backend: str = "native") -> int:
@@ -175,6 +350,7 @@ def available_memory(cg: CGroup | None = None, backend: str = "native") -> int:
     lim = limits(cg, backend)
     values = cg.read([catalogue.WORKING_SET, "host.mem.available"], backend)
     candidates = [values["host.mem.available"]]
-    if values[catalogue.WORKING_SET] is not None:
-        candidates.append(lim.effective_memory_bytes - values[catalogue.WORKING_SET])
-    return max(0, min(c for c in candidates if c is not None))
+    working_set = values[catalogue.WORKING_SET]
+    if working_set is not None:
+        candidates.append(lim.effective_memory_bytes - working_set)
+    return int(max(0, min(c for c in candidates if c is not None)))

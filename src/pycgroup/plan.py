@@ -10,7 +10,8 @@ import numpy as np
 from pycgroup import catalogue, gpu
 from pycgroup.backends import reader_class
 from pycgroup.sources import Derived, Source
-from pycgroup.formats import MISSING, UNLIMITED, Field, SourceSpec
+from pycgroup.formats import Field, SourceSpec
+from pycgroup.values import from_row
 
 
 @dataclass
@@ -40,7 +41,7 @@ class Plan:
         return row
 
     def values(self, row) -> dict:
-        """Returns {name: int or None} for the asked names from one row."""
+        """Returns {name: int, UNLIMITED (inf) or None (unavailable)} for the asked names."""
         out = {}
         for name in self.names:
             if name == catalogue.WORKING_SET:
@@ -53,8 +54,7 @@ class Plan:
         column = self.column.get(name)
         if column is None:
             return None
-        value = row[column]
-        return None if value in (MISSING, UNLIMITED) else int(value)
+        return from_row(row[column])
 
 
 def working_set(current: int | None, inactive_file: int | None) -> int | None:

@@ -4,6 +4,7 @@ from (Derived), or the reason this cgroup cannot provide it (Unavailable)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Optional, Union
 
 from pycgroup.formats import Format
 
@@ -36,6 +37,9 @@ class Unavailable:
 
 @dataclass(frozen=True)
 class Derived:
-    """A metric computed from others: memory.working_set."""
+    """A metric computed from others: memory.working_set (which the sampler computes too),
+    and the entries ``compute`` derives from its inputs' values in ``read()``."""
 
-    inputs: tuple
+    inputs: tuple[str, ...]
+    compute: Optional[Callable[..., Union[int, float, None]]] = None
+    note: str = ""  # how, for explain()

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 import time
+from typing import Any
 
-from pycgroup import gpu
-from pycgroup.cgroup import current, of_pid
+from pycgroup import catalogue, gpu
+from pycgroup.cgroup import CGroup, current, of_pid
+from pycgroup.iofiles import read_io
 from pycgroup.limits import limits
 from pycgroup.sampler import Sampler
 
@@ -23,8 +26,10 @@ USAGE_METRICS = (
 )
 
 
-def _bytes(n: int | None) -> str:
+def _bytes(n: int | float | None) -> str:
     if n is None:
+        return "unavailable"
+    if math.isinf(n):
         return "unlimited"
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":
@@ -33,9 +38,11 @@ def _bytes(n: int | None) -> str:
     return str(n)
 
 
-def _value(name: str, value: int | None) -> str:
+def _value(name: str, value: int | float | None) -> str:
     if value is None:
         return "-"
+    if math.isinf(value):
+        return "unlimited"
     if name.endswith(("_bytes", "current", "working_set", "peak")) and "pids" not in name:
         return _bytes(value)
     if name.endswith(("_usec", ".total")):
@@ -43,7 +50,7 @@ def _value(name: str, value: int | None) -> str:
     return str(value)
 
 
-def summarise(cg, seconds: float, hz: float = 1000.0) -> dict:
+def summarise(cg: CGroup, seconds: float, hz: float = 1000.0) -> dict[str, Any]:
     """Returns what a sampler at hz saw over the next seconds."""
     sampler = Sampler(hz=hz, cgroup=cg)
     with sampler:
@@ -62,19 +69,24 @@ def summarise(cg, seconds: float, hz: float = 1000.0) -> dict:
     return summary
 
 
-def gather(pid=None, procfs="/proc", rootfs="/", seconds: float = 1.0) -> dict:
-    """Returns what ``pycgroup info`` shows, as plain data."""
+def gather(pid: int | None = None, procfs: str = "/proc", rootfs: str = "/",
+           seconds: float = 1.0) -> dict[str, Any]:
+    """Returns what ``pycgroup info`` shows, as plain data (``math.inf`` for unlimited)."""
     cg = current(procfs, rootfs) if pid is None else of_pid(pid, procfs, rootfs)
     with cg:
         lim = limits(cg)
         usage = cg.read(USAGE_METRICS)
         unavailable = {n: cg.explain(n) for n, v in usage.items() if v is None}
         summary = summarise(cg, seconds) if seconds > 0 else None
+    io_stat = None
+    if catalogue.version_for(cg.paths, "io") == "v2":
+        io_stat = read_io(cg.paths["unified"], catalogue.IO_STAT.name)
     return {
         "mode": cg.mode,
         "paths": dict(cg.paths),
         "problems": list(cg.problems),
         "limits": dataclasses.asdict(lim),
+        "io_stat": io_stat,
         "usage": usage,
         "unavailable": unavailable,
         "sampled": summary,
@@ -82,7 +94,7 @@ def gather(pid=None, procfs="/proc", rootfs="/", seconds: float = 1.0) -> dict:
     }
 
 
-def gpu_info() -> dict:
+def gpu_info() -> dict[str, Any]:
     """Returns whether GPU metrics can be read, why not, and the GPUs this process sees."""
     reason = gpu.unavailable_reason()
     devices = []
@@ -96,16 +108,21 @@ def gpu_info() -> dict:
     return {"available": reason is None, "reason": reason, "devices": devices}
 
 
-def format_text(info: dict) -> str:
+def format_text(info: dict[str, Any]) -> str:
     """Returns the human-readable report of gather()."""
     lim = info["limits"]
     lines = [f"cgroup mode   {info['mode']}"]
     if info["mode"] == "none":
-        lines.append("              not in a cgroup: no cgroup hierarchy is mounted here")
+        lines.append("              not in a cgroup: no cgroup hierarchy is mounted here"
+                     if not info["problems"] else
+                     "              in a cgroup, but none of its hierarchies can be read here")
     for name, path in sorted(info["paths"].items()):
         lines.append(f"  {name:<11} {path}")
     lines += [f"  problem: {p}" for p in info["problems"]]
     cores = lim["cpu_quota_cores"]
+    weight = lim["cpu_weight"]
+    if weight is not None and lim["cpu_shares"] is not None:
+        weight = f"{weight} (cpu.shares {lim['cpu_shares']})"
     lines += [
         "",
         "limits",
@@ -113,13 +130,25 @@ def format_text(info: dict) -> str:
         f" swap {_bytes(lim['swap_max_bytes'])})",
         f"  host memory {_bytes(lim['host_memory_bytes'])}; effective "
         f"{_bytes(lim['effective_memory_bytes'])}",
-        f"  cpu quota   {'unlimited' if cores is None else f'{cores:g} cores'}; cpuset "
-        f"{','.join(map(str, lim['cpuset_cpus']))}",
+        f"  swap        host {_bytes(lim['host_swap_bytes'])}; usable "
+        f"{_bytes(lim['effective_swap_bytes'])}",
+        f"  protection  low {_bytes(lim['memory_low_bytes'])}, min "
+        f"{_bytes(lim['memory_min_bytes'])}, v1 soft limit "
+        f"{_bytes(lim['memory_soft_limit_bytes'])}",
+        f"  cpu quota   {_cores(cores)}; cpuset {','.join(map(str, lim['cpuset_cpus']))}",
         f"  cpus        {lim['effective_cpus']:g} effective -> cpu_count {lim['cpu_count']}",
-        f"  pids        {lim['pids_max'] if lim['pids_max'] is not None else 'unlimited'}",
-        "",
-        "usage",
+        f"  cpu weight  {'unavailable' if weight is None else weight}",
+        f"  pids        {_count(lim['pids_max'])}",
     ]
+    for device, values in sorted(lim["io_max"].items()):
+        lines.append(f"  io {device:<8} " + " ".join(
+            f"{k} {_count(v)}" for k, v in values.items()))
+    lines += [f"  problem: {p}" for p in lim["problems"] if p not in info["problems"]]
+    if info.get("io_stat"):
+        lines += ["", "io"]
+        for device, values in sorted(info["io_stat"].items()):
+            lines.append(f"  {device:<10} " + " ".join(f"{k} {v}" for k, v in values.items()))
+    lines += ["", "usage"]
     for name, value in info["usage"].items():
         lines.append(f"  {name:<27} {_value(name, value)}")
     if info["sampled"] is not None:
@@ -133,11 +162,27 @@ def format_text(info: dict) -> str:
     return "\n".join(lines)
 
 
-def _fraction(value) -> str:
+def _cores(cores: float | None) -> str:
+    if cores is None:
+        return "unavailable"
+    return "unlimited" if math.isinf(cores) else f"{cores:g} cores"
+
+
+def _count(n: int | float | None) -> str:
+    if n is None:
+        return "unavailable"
+    return "unlimited" if math.isinf(n) else str(n)
+
+
+def _fraction(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
-def _format_summary(s: dict) -> list:
+def _per_second(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _format_summary(s: dict[str, Any]) -> list[str]:
     cores = "-" if s["cpu_cores_used"] is None else f"{s['cpu_cores_used']:.3f}"
     limit = s["cpu_limit_cores"]
     psi = " ".join(f"{k[4:]} {_fraction(s[k])}" for k in
@@ -146,9 +191,13 @@ def _format_summary(s: dict) -> list:
     return [
         f"sampled for {s['interval_s']:.2f} s at 1 kHz ({s['rows']} rows, "
         f"p99 period error {s['period_error_p99_us']:.0f} µs)",
-        f"  cpu cores used     {cores} of {'unlimited' if limit is None else f'{limit:g}'}",
+        f"  cpu cores used     {cores} of "
+        f"{'unlimited' if limit is None or math.isinf(limit) else f'{limit:g}'}",
+        # The kernel counts throttled time once per CPU the cgroup was throttled on, so
+        # this is a rate (up to the number of CPUs), not a fraction of the time.
         f"  cpu throttled      {_fraction(s['cpu_throttled_fraction'])} of periods, "
-        f"{_fraction(s['cpu_throttled_seconds_per_second'])} of the time",
+        f"{_per_second(s['cpu_throttled_seconds_per_second'])} s throttled per s "
+        "(summed over CPUs)",
         f"  memory peak        {_bytes(s['memory_current_peak_bytes'])} "
         f"(working set {_bytes(s['memory_working_set_peak_bytes'])}); headroom "
         f"{_bytes(s['memory_headroom_bytes'])}",
@@ -156,16 +205,30 @@ def _format_summary(s: dict) -> list:
     ]
 
 
-def add_parser(commands) -> None:
+def to_json(value: Any) -> Any:
+    """Returns value with every math.inf replaced by "unlimited" (JSON has no infinity)."""
+    if isinstance(value, float) and math.isinf(value):
+        return "unlimited"
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(v) for v in value]
+    return value
+
+
+def add_parser(commands: Any) -> None:
     """Adds ``info`` to the subcommands of the pycgroup command."""
     info = commands.add_parser("info", help="show the cgroup mode, paths, limits and usage")
     info.add_argument("--json", action="store_true", help="print JSON for scripts")
-    info.add_argument("--pid", type=int, help="another process (default: this one)")
+    info.add_argument("--pid", type=int,
+                      help="another process (default: this one); on the host, a container's "
+                      "process by its host PID")
     info.add_argument("--seconds", type=float, default=1.0,
                       help="sample at 1 kHz for this long (default: 1; 0: do not sample)")
     info.add_argument("--procfs", default="/proc", help="where procfs is (default: /proc)")
     info.add_argument("--rootfs", default="/",
-                      help="the root the cgroup mounts are under (default: /)")
+                      help="the root the cgroup mounts are under (default: /); with --pid, "
+                      "/proc/<pid>/root shows a container's own view from the host")
     info.set_defaults(run=run)
 
 
@@ -176,5 +239,5 @@ def run(args: argparse.Namespace) -> int:
     except OSError as e:
         print(f"pycgroup: {e}", file=sys.stderr)
         return 1
-    print(json.dumps(data, indent=2) if args.json else format_text(data))
+    print(json.dumps(to_json(data), indent=2) if args.json else format_text(data))
     return 0

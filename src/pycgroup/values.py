@@ -1,0 +1,28 @@
+"""How a value is told apart from the absence of one.
+
+``read()`` and :class:`pycgroup.Limits` return an ``int`` for a value, ``UNLIMITED``
+(``math.inf``, a float that compares above every int) for a limit the kernel reports as
+"max" (or ``-1``, or v1's page-rounded ``LONG_MAX``), and ``None`` for a value that is
+unavailable here (``CGroup.explain()`` says why). Samples keep int64 columns with their own
+markers (:data:`pycgroup.formats.MISSING`, :data:`pycgroup.formats.UNLIMITED`);
+``Samples.as_float`` maps them to NaN and ``math.inf``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from pycgroup.formats import MISSING
+from pycgroup.formats import UNLIMITED as UNLIMITED_ROW
+
+#: A limit that limits nothing: ``math.inf``.
+UNLIMITED: float = math.inf
+
+def from_row(value: int) -> int | float | None:
+    """Returns the Python value of an int64 row value: None for MISSING, UNLIMITED for
+    the row's unlimited marker, else the int."""
+    if value == MISSING:
+        return None
+    if value == UNLIMITED_ROW:
+        return UNLIMITED
+    return int(value)
