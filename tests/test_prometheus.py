@@ -242,3 +242,36 @@ def test_missing_prometheus_client_names_the_extra(monkeypatch):
         CgroupCollector()
     with pytest.raises(ImportError):
         start_http_server(0)
+
+
+def test_step_summary_of_a_running_sampler():
+    sampler = pycgroup.Sampler(["cpu.stat.usage_usec", "memory.current",
+                                "memory.stat.inactive_file"], hz=500)
+    collector = CgroupCollector(sampler=sampler, step_labels=("step", "eval"), gpus=False)
+    durations = []
+    with sampler:
+        for i in range(4):
+            with sampler.span("step", exact=True) as span:
+                sum(range(50_000 * (i + 1)))
+            durations.append(span.duration_s)
+    sampler.close()
+    got = scrape(collector)
+    step = (("cgroup", cgroup_path(sampler.cgroup)), ("step", "step"))
+    assert got[("pycgroup_step_duration_seconds_count", step)] == 4
+    assert got[("pycgroup_step_duration_seconds_sum", step)] == pytest.approx(sum(durations))
+    summary = sampler.summary("step")
+
+    def quantile(q, labels=step):
+        return ("pycgroup_step_duration_seconds", tuple(sorted(labels + (("quantile", q),))))
+
+    assert got[quantile("0.5")] == summary.duration_s.p50
+    assert got[quantile("0.9")] == summary.duration_s.p90
+    assert got[quantile("0.99")] == summary.duration_s.p99
+    assert summary.duration_s.max == pytest.approx(max(durations))
+    assert got[("pycgroup_step_peak_working_set_bytes_count", step)] == 4
+    assert got[("pycgroup_step_cpu_cores_used_count", step)] == 4
+    evaluation = (step[0], ("step", "eval"))
+    assert got[("pycgroup_step_duration_seconds_count", evaluation)] == 0
+    assert quantile("0.5", evaluation) not in got
+    assert types(CgroupCollector(sampler=sampler, gpus=False))[
+        "pycgroup_step_duration_seconds"] == "summary"

@@ -195,10 +195,17 @@ class CgroupCollector:
     (``container_cpu_cfs_throttled_seconds_total``, ``container_memory_working_set_bytes``,
     ...), labelled ``id`` with the cgroup path as cAdvisor does. ``gpus`` (default: when
     NVML can be used) adds the GPU series.
+
+    ``sampler`` (a :class:`pycgroup.Sampler` whose code wraps its steps in
+    ``sampler.span(label)``) adds, for each label in ``step_labels``, the running step
+    summary: ``pycgroup_step_duration_seconds`` and the cores used, throttled fraction
+    and peak working set per step, as Prometheus summaries (quantiles 0.5/0.9/0.99,
+    ``_count``, ``_sum``) labelled ``step``.
     """
 
     def __init__(self, cg=None, *, cadvisor_names: bool = False, gpus: bool | None = None,
-                 labels: dict | None = None, backend: str = "native"):
+                 labels: dict | None = None, sampler=None, step_labels=("step",),
+                 backend: str = "native"):
         from pycgroup.cgroup import current
 
         self.cg = cg if cg is not None else current()
@@ -215,6 +222,8 @@ class CgroupCollector:
             for n in self._gpus:
                 self.series += gpu_series(n)
         self._backend = backend
+        self.sampler = sampler
+        self.step_labels = (step_labels,) if isinstance(step_labels, str) else tuple(step_labels)
         self._core = require("prometheus_client.core", "prometheus", "pycgroup.prometheus")
         self._families = self._layout()
         names = [s.source for s in self.series] + list(QUOTA_CORES[1:3])
@@ -259,6 +268,10 @@ class CgroupCollector:
             yield metric
         if self._gpus:
             yield from self._gpu_clock_events(values)
+        if self.sampler is not None:
+            from pycgroup.export.step_metrics import step_families
+
+            yield from step_families(self._core, self.sampler, self.step_labels, self.labels)
 
     def _gpu_clock_events(self, values: dict):
         metric = self._core.GaugeMetricFamily(
