@@ -156,3 +156,16 @@ def test_missing_sdk_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "opentelemetry.metrics", None)
     with pytest.raises(pycgroup.MissingExtra, match=r'pip install "pycgroup\[otel\]"'):
         instrument()
+
+
+def test_every_instrument_is_documented():
+    import os
+
+    from pycgroup.export.otel import CPU_LIMIT, CPU_USAGE
+
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "docs", "metrics.md")) as f:
+        text = f.read()
+    names = {i.name for i in INSTRUMENTS} | {v[0] for v in GPU_INSTRUMENTS.values()}
+    names |= {CPU_LIMIT[0], CPU_USAGE[0]}
+    assert sorted(n for n in names if f"| `{n}` |" not in text) == []

@@ -275,3 +275,16 @@ def test_step_summary_of_a_running_sampler():
     assert quantile("0.5", evaluation) not in got
     assert types(CgroupCollector(sampler=sampler, gpus=False))[
         "pycgroup_step_duration_seconds"] == "summary"
+
+
+def test_every_exported_name_is_documented():
+    from pycgroup.export import prometheus as exported
+    from pycgroup.export.step_metrics import STEP_FIGURES
+
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "docs", "metrics.md")) as f:
+        text = f.read()
+    names = {s.name for s in exported.SERIES + exported.CADVISOR_SERIES + exported.gpu_series(0)}
+    names |= {exported.QUOTA_CORES[0], exported.GPU_CLOCK_EVENTS}
+    names |= {name for name, _ in STEP_FIGURES.values()}
+    assert sorted(n for n in names if f"| `{n}` |" not in text) == []
