@@ -310,3 +310,14 @@ def test_info_reports_gpus(fake_nvml):
     assert info["gpu"]["available"] is True
     assert [d["uuid"] for d in info["gpu"]["devices"]][:1] == [
         "GPU-aaaaaaaa-1111-2222-3333-444444444444"]
+
+
+def test_gpu_metrics_read_with_a_missing_file(fake_nvml, tree, backend):
+    """A file that does not exist makes only its own metrics unavailable, GPUs or not."""
+    fake_nvml()
+    procfs, rootfs = tree("v2")
+    os.remove(os.path.join(rootfs, "sys/fs/cgroup/system.slice/app.service/memory.peak"))
+    values = pycgroup.current(procfs, rootfs).read(
+        ["gpu0.memory.used", "memory.peak", "memory.current"], backend)
+    assert values == {"gpu0.memory.used": 1073741824, "memory.peak": None,
+                      "memory.current": 157286400}

@@ -109,7 +109,7 @@ def build(names, resolve, backend: str = "native") -> Plan:
         if error.errno not in (errno.ENOENT, errno.ENODEV):
             raise error
         for name in inputs:
-            if sources[name].path == specs[index].path:
+            if getattr(sources[name], "path", None) == specs[index].path:  # GPUs have none
                 unavailable.setdefault(name, f"{specs[index].path} does not exist")
                 column.pop(name, None)
     try:
