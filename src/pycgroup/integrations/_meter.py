@@ -44,6 +44,8 @@ class StepMeter:
         self._metrics = metrics
         self.sampler = sampler
         self._warned: set = set()
+        self._measured: set = set()  # metrics reported at least once
+        self._read_errors = 0
         self._window_start_ns = None
         self._steps = 0
         self._step_ns = 0
@@ -104,9 +106,8 @@ class StepMeter:
     def collect(self) -> dict:
         """Returns {name: float} over the window since the previous collect() and starts
         the next window. Metrics this cgroup cannot measure are left out."""
-        out = {}
+        out = {"steps": float(self._steps)}
         if self._steps:
-            out["steps"] = float(self._steps)
             out["step_time_s"] = self._step_ns / self._steps / 1e9
         start = self._window_start_ns
         end = self._row()
@@ -122,7 +123,20 @@ class StepMeter:
             return out
         self._guard(out, "throttling", self._throttling_metrics, rows)
         self._guard(out, "working_set", self._memory_metrics, rows)
+        self._guard(out, "lost metrics", lambda out, rows: self._warn_lost(out), rows)
         return out
+
+    def _warn_lost(self, out: dict) -> None:
+        """Logs once per metric that was measured before and is missing now while the
+        sampler's reads failed (a removed cgroup, a permission change). A metric missing
+        for want of data (no CFS period elapsed in an idle window) is skipped quietly."""
+        stats = self.sampler.stats
+        errors, self._read_errors = stats.read_errors - self._read_errors, stats.read_errors
+        for name in self._measured - out.keys() if errors else ():
+            self.warn_once("lost:" + name, "pycgroup: %s could not be measured (%d read "
+                           "errors, the last: %s); skipped while it cannot", name,
+                           stats.read_errors, stats.last_error)
+        self._measured |= out.keys()
 
     def _throttling_metrics(self, out: dict, rows) -> None:
         t = rows.throttling()

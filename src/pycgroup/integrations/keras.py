@@ -36,7 +36,8 @@ class _PycgroupHooks:
         super().__init__()
         if every_n_steps is not None and every_n_steps < 1:
             raise ValueError(f"every_n_steps must be >= 1 or None, not {every_n_steps!r}")
-        self.meter = StepMeter(sampler, hz=hz, metrics=metrics)
+        self.meter = StepMeter(sampler, hz=hz, metrics=metrics)  # the epoch's window
+        self._every_meter = None  # the every_n_steps window, on the same sampler
         self.prefix = prefix
         self.every_n_steps = every_n_steps
         self.history: list = []
@@ -49,34 +50,47 @@ class _PycgroupHooks:
         self._next_report = self.every_n_steps
         if not self._running:
             self._running = self.meter.start()
+            if self._running and self.every_n_steps is not None:
+                self._every_meter = StepMeter(self.meter.sampler)
+                self._every_meter.start()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._running:
+            self.meter.reset_window()
 
     def on_train_batch_begin(self, batch, logs=None):
         self._first_step = batch
         self.meter.begin()
+        if self._every_meter is not None:
+            self._every_meter.begin()
 
     def on_train_batch_end(self, batch, logs=None):
         last = batch
         steps_per_epoch = (self.params or {}).get("steps")
         if steps_per_epoch:
             last = min(last, steps_per_epoch - 1)  # the epoch's last execution is short
-        self.meter.end(max(1, last - self._first_step + 1))
-        if self._next_report is not None and self.meter.steps_total >= self._next_report:
-            self._next_report += self.every_n_steps
-            self._report(logs)
+        steps = max(1, last - self._first_step + 1)
+        self.meter.end(steps)
+        if self._every_meter is not None:
+            self._every_meter.end(steps)
+            if self.meter.steps_total >= self._next_report:
+                self._next_report += self.every_n_steps
+                self._report(self._every_meter, logs)
 
     def on_epoch_end(self, epoch, logs=None):
-        self._report(logs)
+        self._report(self.meter, logs)
 
     def on_train_end(self, logs=None):
         if self._running:
+            self._every_meter = None
             self.meter.close()
             self._running = False
 
-    def _report(self, logs) -> None:
+    def _report(self, meter: StepMeter, logs) -> None:
         if not self._running:
             return
         try:
-            metrics = prefixed(across_ranks(self.meter.collect()), self.prefix)
+            metrics = prefixed(across_ranks(meter.collect()), self.prefix)
             self.history.append((self.meter.steps_total, metrics))
             if logs is not None:
                 logs.update(metrics)

@@ -66,6 +66,12 @@ class _PycgroupHooks:
         except Exception as e:  # noqa: BLE001 - never into the training loop
             self.meter.warn_once("log", "pycgroup: logging to the Trainer failed (%s: %s)",
                                  type(e).__name__, e)
+        # Trainer.log() clears should_log (the callback handler's on_log does): set it
+        # again, or the Trainer would skip the loss it is about to log at this step.
+        control.should_log = True
+        current = getattr(self.trainer, "control", control)
+        current.should_log = True
+        return current
 
     def on_train_end(self, args, state, control, **kwargs):
         if self._running:
