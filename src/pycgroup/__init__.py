@@ -13,10 +13,13 @@ from pycgroup.limits import Limits, available_memory, limits
 from pycgroup import gpu
 from pycgroup.samples import GpuThrottling, Samples, Throttling
 from pycgroup.sampler import Mark, Sampler, SamplerStats, Span
+from pycgroup.steps import Steps
+from pycgroup.summary import Distribution, StepSummary
 
 __all__ = [
     "CGroup",
     "CgroupGone",
+    "Distribution",
     "Error",
     "GpuThrottling",
     "Limits",
@@ -29,6 +32,8 @@ __all__ = [
     "Samples",
     "SamplerClosed",
     "Span",
+    "StepSummary",
+    "Steps",
     "Throttling",
     "available_memory",
     "current",
