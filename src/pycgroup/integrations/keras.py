@@ -1,0 +1,110 @@
+"""Keras 3 (any backend): a Callback that adds this cgroup's CPU, memory, pressure and
+OOM figures to the logs, under ``pycgroup/``.
+
+    from pycgroup.integrations.keras import PycgroupCallback
+    model.fit(x, y, epochs=3, callbacks=[PycgroupCallback()])
+    history.history["pycgroup/cpu_throttled_fraction"]   # one value per epoch
+
+Keras hands one logs dict to its callbacks in order and adds its History callback
+after the user's, so what this callback adds to the epoch logs reaches History (and any
+callback placed after it)."""
+
+from __future__ import annotations
+
+from pycgroup._extras import require
+from pycgroup.integrations._meter import DEFAULT_HZ, StepMeter, prefixed
+from pycgroup.integrations.ranks import across_ranks
+
+_class = None
+
+
+class _PycgroupHooks:
+    """Times each batch hook (``on_train_batch_begin``/``end``) and adds the metrics over
+    the epoch to the epoch's logs (``steps``, ``step_time_s``, ``cpu_cores_used``,
+    ``cpu_throttled_fraction``, ``cpu_throttled_s_per_s``, ``memory_working_set_bytes``,
+    ``memory_working_set_fraction``, ``psi_*``, ``oom_kills``,
+    ``gpu<N>_violation_<reason>``); with ``every_n_steps`` also to the batch logs of the
+    hook that completes each ``every_n_steps`` training steps.
+
+    With ``steps_per_execution`` = N > 1 each batch hook covers N training steps (fewer
+    in an epoch's last): ``steps`` counts training steps, not hooks, and ``step_time_s``
+    is the hook's time divided by its steps. ``self.history`` keeps every report as
+    (training step, {name: value}) with the step counted from the start of fit()."""
+
+    def __init__(self, sampler=None, hz: float = DEFAULT_HZ, metrics=None,
+                 prefix: str = "pycgroup/", every_n_steps: int | None = None):
+        super().__init__()
+        if every_n_steps is not None and every_n_steps < 1:
+            raise ValueError(f"every_n_steps must be >= 1 or None, not {every_n_steps!r}")
+        self.meter = StepMeter(sampler, hz=hz, metrics=metrics)  # the epoch's window
+        self._every_meter = None  # the every_n_steps window, on the same sampler
+        self.prefix = prefix
+        self.every_n_steps = every_n_steps
+        self.history: list = []
+        self._running = False
+        self._first_step = 0
+        self._next_report = every_n_steps
+
+    def on_train_begin(self, logs=None):
+        self.history = []
+        self._next_report = self.every_n_steps
+        if not self._running:
+            self._running = self.meter.start()
+            if self._running and self.every_n_steps is not None:
+                self._every_meter = StepMeter(self.meter.sampler)
+                self._every_meter.start()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._running:
+            self.meter.reset_window()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._first_step = batch
+        self.meter.begin()
+        if self._every_meter is not None:
+            self._every_meter.begin()
+
+    def on_train_batch_end(self, batch, logs=None):
+        last = batch
+        steps_per_epoch = (self.params or {}).get("steps")
+        if steps_per_epoch:
+            last = min(last, steps_per_epoch - 1)  # the epoch's last execution is short
+        steps = max(1, last - self._first_step + 1)
+        self.meter.end(steps)
+        if self._every_meter is not None:
+            self._every_meter.end(steps)
+            if self.meter.steps_total >= self._next_report:
+                self._next_report += self.every_n_steps
+                self._report(self._every_meter, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._report(self.meter, logs)
+
+    def on_train_end(self, logs=None):
+        if self._running:
+            self._every_meter = None
+            self.meter.close()
+            self._running = False
+
+    def _report(self, meter: StepMeter, logs) -> None:
+        if not self._running:
+            return
+        try:
+            metrics = prefixed(across_ranks(meter.collect()), self.prefix)
+            self.history.append((self.meter.steps_total, metrics))
+            if logs is not None:
+                logs.update(metrics)
+        except Exception as e:  # noqa: BLE001 - never into the training loop
+            self.meter.warn_once("log", "pycgroup: adding metrics to Keras logs failed "
+                                 "(%s: %s)", type(e).__name__, e)
+
+
+def __getattr__(name: str):
+    global _class
+    if name == "PycgroupCallback":
+        if _class is None:
+            base = require("keras", "keras", "PycgroupCallback").callbacks.Callback
+            _class = type("PycgroupCallback", (_PycgroupHooks, base),
+                          {"__module__": __name__, "__doc__": _PycgroupHooks.__doc__})
+        return _class
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,123 @@
+"""Lightning: a Callback that logs this cgroup's CPU, memory, pressure and OOM figures
+over each logging interval through ``self.log``, under ``pycgroup/``.
+
+    from pycgroup.integrations.lightning import PycgroupCallback
+    trainer = Trainer(callbacks=[PycgroupCallback()], log_every_n_steps=50)
+
+``PycgroupCallback`` subclasses the Callback of the Lightning that the program imported
+(``lightning`` or ``pytorch_lightning``: a Trainer of one rejects the other's callbacks);
+``callback_class("pytorch_lightning")`` names one explicitly."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from pycgroup._extras import require
+from pycgroup.integrations._meter import DEFAULT_HZ, StepMeter, prefixed
+from pycgroup.integrations.ranks import across_ranks
+
+PACKAGES = {"lightning": "lightning.pytorch", "pytorch_lightning": "pytorch_lightning"}
+_classes: dict = {}
+
+
+class _PycgroupHooks:
+    """The callback's behaviour; mixed into each Lightning's Callback by callback_class.
+
+    Each training batch is timed (two clock reads); on the steps where Lightning writes
+    its logs (every ``log_every_n_steps``) the metrics over the interval since the last
+    write are logged with ``on_step=True``: ``steps``, ``step_time_s``,
+    ``cpu_cores_used``, ``cpu_throttled_fraction``, ``cpu_throttled_s_per_s``,
+    ``memory_working_set_bytes`` (peak) and ``memory_working_set_fraction`` (of the
+    effective memory limit), ``psi_<cpu|memory|io>_<some|full>`` (stall seconds per
+    second), ``oom_kills`` (new ones) and ``gpu<N>_violation_<reason>`` where GPUs are
+    sampled. Under DDP every rank's figures are gathered and logged as ``<name>/min``,
+    ``/mean``, ``/max`` and ``/worst_rank`` (Lightning's loggers write rank 0's only).
+
+    ``sampler``: a pycgroup.Sampler to use instead of the callback's own (which samples
+    this process's cgroup at ``hz``); ``metrics``: the metrics the own sampler records
+    (None: its default set); ``prefix``: the logged names' prefix."""
+
+    def __init__(self, sampler=None, hz: float = DEFAULT_HZ, metrics=None,
+                 prefix: str = "pycgroup/"):
+        super().__init__()
+        self.meter = StepMeter(sampler, hz=hz, metrics=metrics)
+        self.prefix = prefix
+        self._running = False
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if stage == "fit" and not self._running:
+            self._running = self.meter.start()
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if self._running:
+            self.meter.reset_window()  # the sanity check is not training
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.meter.begin()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.meter.end()
+        if not self._running or not _logs_written_now(trainer):
+            return
+        try:
+            metrics = across_ranks(self.meter.collect())
+            if metrics:
+                pl_module.log_dict(prefixed(metrics, self.prefix), on_step=True,
+                                   on_epoch=False, logger=True, batch_size=1)
+        except Exception as e:  # noqa: BLE001 - never into the training loop
+            self.meter.warn_once("log", "pycgroup: logging to Lightning failed (%s: %s)",
+                                 type(e).__name__, e)
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        if stage == "fit" and self._running:
+            self.meter.close()
+            self._running = False
+
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        self.teardown(trainer, pl_module, "fit")
+
+
+def _logs_written_now(trainer) -> bool:
+    """Whether Lightning writes step logs after this batch: the logger connector's own
+    rule (every log_every_n_steps optimizer steps, and on the last), so the metrics land
+    on the steps it logs and are computed only then."""
+    accumulating = getattr(getattr(trainer, "fit_loop", None), "_should_accumulate", None)
+    if callable(accumulating) and accumulating():
+        return False  # Lightning writes step logs only after the optimizer steps
+    connector = getattr(trainer, "_logger_connector", None)
+    should = getattr(connector, "should_update_logs", None)
+    if isinstance(should, bool):
+        return should
+    return (trainer.global_step % max(1, trainer.log_every_n_steps) == 0
+            or trainer.should_stop)
+
+
+def callback_class(package: str | None = None) -> type:
+    """Returns PycgroupCallback for ``package`` ("lightning" or "pytorch_lightning"; by
+    default the one the program imported, else whichever is installed)."""
+    if package is None:
+        package = next((p for p in PACKAGES if p in sys.modules), None)
+        if package is None:
+            for candidate in PACKAGES:
+                try:
+                    importlib.import_module(PACKAGES[candidate])
+                    package = candidate
+                    break
+                except ImportError:
+                    continue
+            else:
+                require("lightning", "lightning", "PycgroupCallback")
+    if package not in PACKAGES:
+        raise ValueError(f"package must be one of {sorted(PACKAGES)}, not {package!r}")
+    if package not in _classes:
+        base = require(PACKAGES[package], "lightning", "PycgroupCallback").Callback
+        _classes[package] = type("PycgroupCallback", (_PycgroupHooks, base),
+                                 {"__module__": __name__, "__doc__": _PycgroupHooks.__doc__})
+    return _classes[package]
+
+
+def __getattr__(name: str):
+    if name == "PycgroupCallback":
+        return callback_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

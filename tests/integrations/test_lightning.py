@@ -1,0 +1,76 @@
+"""The Lightning callback in real Trainer runs: a 2-layer MLP on synthetic data, logged
+with a CSVLogger."""
+
+import logging
+import math
+
+import pytest
+
+pytest.importorskip("torch", reason="the framework tests need pip install '.[frameworks-test]'")
+pytest.importorskip("lightning", reason="the framework tests need pip install '.[frameworks-test]'")
+
+from conftest import cgroup_dirs, root_only, run_tiny  # noqa: E402
+import tiny  # noqa: E402
+
+
+def pycgroup_rows(rows):
+    return [r for r in rows if r.get("pycgroup/steps")]
+
+
+def test_csv_has_pycgroup_columns_every_log_interval(tmp_path):
+    rows, _ = tiny.lightning_mlp(tmp_path, max_steps=20, log_every=5)
+    logged = pycgroup_rows(rows)
+    # Lightning writes step logs after steps 5, 10, 15, 20 (its "step" column counts from 0).
+    assert [int(r["step"]) for r in logged] == [4, 9, 14, 19]
+    assert [float(r["pycgroup/steps"]) for r in logged] == [5.0] * 4
+    for r in logged:
+        assert float(r["pycgroup/cpu_cores_used"]) > 0
+        assert float(r["pycgroup/step_time_s"]) > 0
+        assert float(r["pycgroup/memory_working_set_bytes"]) > 2**20  # torch alone is more
+        assert 0 < float(r["pycgroup/memory_working_set_fraction"]) <= 1
+        assert float(r["pycgroup/oom_kills"]) == 0
+        for name, value in r.items():
+            if name.startswith("pycgroup/psi_") and value:
+                assert 0 <= float(value) <= 1.05, (name, value)  # stall s per s
+
+
+def test_pytorch_lightning_trainer_takes_its_own_callback_class(tmp_path):
+    pytest.importorskip("pytorch_lightning", reason="pytorch_lightning is not installed")
+    rows, _ = tiny.lightning_mlp(tmp_path, max_steps=4, log_every=2,
+                                 package="pytorch_lightning")
+    assert [float(r["pycgroup/steps"]) for r in pycgroup_rows(rows)] == [2.0, 2.0]
+
+
+def test_an_unreadable_sampler_is_logged_once_and_training_goes_on(tmp_path, caplog):
+    """A sampler over metrics that cannot be made (an unknown name) must not stop
+    training: one warning, no pycgroup columns, the loss still logged."""
+    from pycgroup.integrations.lightning import callback_class
+
+    callback = callback_class("lightning")(metrics=["no.such.metric"])
+    with caplog.at_level(logging.WARNING, logger="pycgroup.integrations"):
+        callback.setup(None, None, "fit")
+        callback.setup(None, None, "fit")
+    warnings = [r for r in caplog.records if r.name == "pycgroup.integrations"]
+    assert len(warnings) == 1 and "no.such.metric" in warnings[0].getMessage()
+    assert not callback._running
+
+
+@root_only
+def test_live_half_a_core_quota_shows_in_the_logs(tmp_path, live_cgroups):
+    """The same MLP trained inside a cgroup with a CFS quota of 0.5 cores. A training
+    loop is always runnable, but on a host loaded by others it may get less than half a
+    core on average and never use up a long period's quota; with the shortest quota the
+    kernel takes (1 ms in each 2 ms period) any period in which it is scheduled for a
+    time slice is throttled."""
+    cgroups = live_cgroups("cpu", optional=("cpuacct",))
+    cgroups.set("cpu", "cpu.cfs_period_us", 2000)
+    cgroups.set("cpu", "cpu.cfs_quota_us", 1000)
+    rows = run_tiny("lightning", tmp_path, 20, 5, env={"PYCGROUP_TEST_JOIN": cgroup_dirs(cgroups)})
+    logged = pycgroup_rows(rows)
+    assert [float(r["pycgroup/steps"]) for r in logged] == [5.0] * 4
+    fractions = [float(r["pycgroup/cpu_throttled_fraction"]) for r in logged
+                 if r.get("pycgroup/cpu_throttled_fraction")]
+    assert fractions and max(fractions) > 0, logged
+    assert all(0 <= f <= 1 for f in fractions)
+    assert sum(float(r["pycgroup/cpu_throttled_s_per_s"]) for r in logged) > 0
+    assert not any(math.isnan(float(r["pycgroup/cpu_cores_used"])) for r in logged)
