@@ -37,6 +37,15 @@ def mount_points() -> dict:
     return found
 
 
+def all_mounts() -> list:
+    """Every writable cgroup mount point, whatever its controllers (blkio, a named
+    hierarchy, cgroup2...): where a runtime may create a test cgroup's name too."""
+    with open("/proc/self/mountinfo") as f:
+        mounts = parse_mountinfo(f.read())
+    return sorted({m.mountpoint for m in mounts if m.fstype in ("cgroup", "cgroup2")
+                   and m.root == "/" and os.access(m.mountpoint, os.W_OK)})
+
+
 def v2_controllers(mount: str) -> set:
     """Returns the controllers a cgroup2 mount offers (empty while v1 holds them all)."""
     try:
@@ -182,8 +191,15 @@ class LiveCgroups:
         return subprocess.Popen(args, preexec_fn=self.join, cwd="/", **kwargs)
 
     def remove(self):
-        """Removes the cgroups, killing anything still inside them."""
-        for directory in [*set(self.leaves.values()), *set(self.parents.values())]:
+        """Removes the cgroups, killing anything still inside them, and whatever else has
+        this name in any hierarchy (Docker's --cgroup-parent creates it in all of them)."""
+        made = [*set(self.leaves.values()), *set(self.parents.values())]
+        others = []
+        for mount in all_mounts():
+            top = os.path.join(mount, self.name)
+            if os.path.isdir(top):
+                others += [d for d, _, _ in os.walk(top, topdown=False)]
+        for directory in [*made, *others]:
             for _ in range(200):
                 try:
                     os.rmdir(directory)

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import pycgroup
-from live import PREFIX, mount_points
+from live import PREFIX, all_mounts
 
 MiB = 2**20
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creating cgroups needs root")
@@ -131,5 +131,5 @@ def test_info_command_inside_a_limited_cgroup(live_cgroups):
 
 def test_cleanup_leaves_nothing_behind():
     """Runs last in this file: every test cgroup made above has been removed."""
-    for point in mount_points().values():
+    for point in all_mounts():
         assert [d for d in os.listdir(point) if d.startswith(PREFIX)] == []
