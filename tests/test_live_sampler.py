@@ -28,14 +28,17 @@ COUNTERS = {"usage_usec": "cpu.stat.usage_usec", "nr_periods": "cpu.stat.nr_peri
             "throttled_usec": "cpu.stat.throttled_usec"}
 
 
-def sample_busy_child(cgroups, backend, until, what):
-    """Samples a busy loop in the cgroups at 1 kHz from outside them until the kernel's
-    own counters satisfy until(first, now). The sampler's first and last rows are each
+def sample_busy_child(cgroups, backend, quota_us, until, what):
+    """Samples a busy loop in the cgroups, under quota_us per 100 ms period, at 1 kHz from
+    outside them until the kernel's own counters satisfy until(first, now). The quota is
+    set once the child is running: its start-up under a tiny quota could take minutes on a
+    slow (emulated) machine. The sampler's first and last rows are each
     taken between two reads of those counters (k0 <= first row <= k1, k2 <= last row <=
     k3). Returns the sampler's data and the kernel's deltas over its window, after
     checking that each of its columns lies within what the kernel counted."""
     child = start_child(cgroups, "while True: pass")
     try:
+        cgroups.limit_cpu(quota_us, 100000)
         cg = pycgroup.of_pid(child.pid)
         assert cg.paths[cgroups.key("cpu")] == cgroups.leaves["cpu"]
         sampler = pycgroup.Sampler(hz=1000, cgroup=cg, backend=backend)
@@ -75,9 +78,8 @@ def test_cpu_quota_half_a_core(live_cgroups, backend):
     one the quota guarantees: never more than 0.5 core over the window plus one period's
     50 ms. It waits on the kernel's period counter, not on the clock."""
     cgroups = live_cgroups("cpu", "cpuacct")
-    cgroups.limit_cpu(50000, 100000)
     data, delta, inside = sample_busy_child(
-        cgroups, backend, lambda k1, k: k["nr_periods"] - k1["nr_periods"] >= 20,
+        cgroups, backend, 50000, lambda k1, k: k["nr_periods"] - k1["nr_periods"] >= 20,
         "20 CFS periods")
     t = data.throttling()
     interval_s = (data.t_ns[-1] - data.t_ns[0]) / 1e9
@@ -101,9 +103,8 @@ def test_cpu_quota_throttles_a_busy_loop(live_cgroups, backend):
     loaded host does. The kernel's throttle counter is waited for; the sampler's data
     must show every throttled period the kernel counted inside its window."""
     cgroups = live_cgroups("cpu", "cpuacct")
-    cgroups.limit_cpu(1000, 100000)
     data, delta, inside = sample_busy_child(
-        cgroups, backend, lambda k1, k: k["nr_throttled"] - k1["nr_throttled"] >= 5,
+        cgroups, backend, 1000, lambda k1, k: k["nr_throttled"] - k1["nr_throttled"] >= 5,
         "5 throttled CFS periods")
     t = data.throttling()
     interval_s = (data.t_ns[-1] - data.t_ns[0]) / 1e9
