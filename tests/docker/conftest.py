@@ -131,6 +131,11 @@ def _root_tar() -> bytes:
     return buffer.getvalue()
 
 
+def _installed() -> str:
+    """The directory pycgroup is imported from (a site-packages, or a PYTHONPATH entry)."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(pycgroup.__file__)))
+
+
 def _mounts() -> list:
     """The host directories a container needs, read-only at the same paths: /usr (and /bin,
     /lib... where they are not links into it), the interpreter, its environment and the
@@ -138,8 +143,7 @@ def _mounts() -> list:
     paths = ["/usr"]
     paths += ["/" + n for n in ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
               if os.path.isdir("/" + n) and not os.path.islink("/" + n)]
-    installed = os.path.dirname(os.path.dirname(os.path.abspath(pycgroup.__file__)))
-    for path in (sys.base_prefix, sys.prefix, installed):
+    for path in (sys.base_prefix, sys.prefix, _installed()):
         path = os.path.realpath(path)
         if not any(path == p or path.startswith(p + "/") for p in paths):
             paths.append(path)
@@ -175,7 +179,8 @@ def container(docker, image):
 
     def start(options, code, wait_for_line=True, timeout_s=300):
         done = docker("run", "-d", "--network", "none", "--label", LABEL, *_mounts(),
-                      "-e", "PYTHONDONTWRITEBYTECODE=1", "-w", "/", *options, image,
+                      "-e", "PYTHONDONTWRITEBYTECODE=1", "-e", "PYTHONPATH=" + _installed(),
+                      "-w", "/", *options, image,
                       sys.executable, "-c", code)
         cid = done.stdout.strip()
         started.append(cid)
