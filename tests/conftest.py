@@ -27,8 +27,9 @@ def tree(tmp_path):
 
 @pytest.fixture
 def live_cgroups():
-    """Returns a function making nested test cgroups in the hierarchies named (skipping,
-    with the reason, where the kernel mounts none writable); removes them afterwards."""
+    """Returns a function making nested test cgroups for the controllers named, as cgroup
+    v1 or v2, whichever the kernel offers (skipping, with the reason, where it offers
+    neither writable); removes them afterwards."""
     from live import LiveCgroups
 
     made = []
@@ -38,7 +39,8 @@ def live_cgroups():
         made.append(cgroups)
         missing = [c for c in controllers if c not in cgroups.leaves]
         if missing:
-            pytest.skip(f"this kernel mounts no writable {', '.join(missing)} hierarchy")
+            pytest.skip(f"this kernel offers {', '.join(missing)} neither as a writable cgroup v1 "
+                        "hierarchy nor as a cgroup v2 controller")
         return cgroups
 
     yield make

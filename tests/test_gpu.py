@@ -108,11 +108,12 @@ def test_without_nvml_gpu_metrics_are_unavailable_and_cgroups_work(monkeypatch, 
     values = cg.read(["gpu0.util.gpu", "host.mem.total"])
     assert values["gpu0.util.gpu"] is None and values["host.mem.total"] > 0
     assert "NVML cannot be used" in cg.explain("gpu0.util.gpu")
-    s = pycgroup.Sampler(["gpu0.util.gpu", "memory.current"], hz=1000)
+    # proc.rss_bytes exists everywhere; memory.current does not at a cgroup v2 root.
+    s = pycgroup.Sampler(["gpu0.util.gpu", "proc.rss_bytes"], hz=1000)
     assert "NVML cannot be used" in s.unavailable["gpu0.util.gpu"]
-    assert s.columns == ("memory.current",)
+    assert s.columns == ("proc.rss_bytes",)
     s.sample()
-    assert s.data()["memory.current"][0] > 0
+    assert s.data()["proc.rss_bytes"][0] > 0
 
 
 def test_values_flow_to_their_columns_in_their_units(fake_nvml, backend):

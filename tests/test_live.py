@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import pycgroup
-from live import PREFIX, mount_points
+from live import PREFIX, all_mounts
 
 MiB = 2**20
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creating cgroups needs root")
@@ -37,19 +37,20 @@ def report(live, names):
     return out["native"]
 
 
-def test_v1_limits_seen_from_inside(live_cgroups):
+def test_limits_seen_from_inside(live_cgroups):
+    """Known limits on a parent and its leaf, as cgroup v1 or v2 (whichever the kernel
+    offers), read by a child in the leaf."""
     live = live_cgroups("memory", "cpu", "pids", optional=("cpuacct",))
-    live.set("memory", "memory.limit_in_bytes", 256 * MiB, "parent")
-    live.set("memory", "memory.limit_in_bytes", 512 * MiB)  # looser than the parent
-    live.set("cpu", "cpu.cfs_period_us", 100000)
-    live.set("cpu", "cpu.cfs_quota_us", 150000)
+    live.limit_memory(256 * MiB, "parent")
+    live.limit_memory(512 * MiB)  # looser than the parent
+    live.limit_cpu(150000, 100000)
     live.set("pids", "pids.max", 50)
     names = ["memory.max", "memory.current", "cpu.max.quota_usec", "cpu.max.period_usec",
              "pids.max", "pids.current", "cpu.stat.nr_periods", "cpu.stat.usage_usec",
              "proc.rss_bytes"]
     got = report(live, names)
     for controller in ("memory", "cpu", "pids"):
-        assert got["paths"][controller] == live.leaves[controller]
+        assert got["paths"][live.key(controller)] == live.leaves[controller]
     values = got["read"]
     assert values["memory.max"] == 512 * MiB
     assert values["cpu.max.quota_usec"] == 150000 and values["cpu.max.period_usec"] == 100000
@@ -69,9 +70,9 @@ def test_v1_limits_seen_from_inside(live_cgroups):
     assert lim["pids_max"] == 50
 
 
-def test_v1_parent_quota_is_the_tightest(live_cgroups):
+def test_parent_quota_is_the_tightest(live_cgroups):
     live = live_cgroups("cpu")
-    live.set("cpu", "cpu.cfs_quota_us", 50000, "parent")
+    live.limit_cpu(50000, 100000, "parent")
     got = report(live, ["cpu.max.quota_usec"])
     assert got["read"]["cpu.max.quota_usec"] == math.inf  # the leaf is unlimited
     assert got["limits"]["cpu_quota_cores"] == 0.5
@@ -90,13 +91,13 @@ def test_unified_hierarchy_and_pressure(live_cgroups):
 
 def test_of_pid_watches_another_process(live_cgroups):
     live = live_cgroups("memory", optional=("cpu",))
-    live.set("memory", "memory.limit_in_bytes", 128 * MiB)
+    live.limit_memory(128 * MiB)
     child = live.popen([sys.executable, "-c", "import time; print('ready', flush=True); "
                         "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline() == "ready\n"  # past exec: its own memory is mapped
         cg = pycgroup.of_pid(child.pid)
-        assert cg.paths["memory"] == live.leaves["memory"]
+        assert cg.paths[live.key("memory")] == live.leaves["memory"]
         assert cg.read(["memory.max"]) == {"memory.max": 128 * MiB}
         assert pycgroup.limits(cg).memory_max_bytes == 128 * MiB
         assert cg.read(["proc.rss_bytes"])["proc.rss_bytes"] > 0
@@ -115,15 +116,15 @@ def test_live_reads_agree_between_backends():
 
 def test_info_command_inside_a_limited_cgroup(live_cgroups):
     live = live_cgroups("memory", "cpu")
-    live.set("memory", "memory.limit_in_bytes", 300 * MiB)
-    live.set("cpu", "cpu.cfs_quota_us", 25000)
+    live.limit_memory(300 * MiB)
+    live.limit_cpu(25000, 100000)
     done = subprocess.run(["pycgroup", "info", "--json"], preexec_fn=live.join,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     info = json.loads(done.stdout)
     assert info["limits"]["memory_max_bytes"] == 300 * MiB
     assert info["limits"]["cpu_quota_cores"] == 0.25
-    assert info["paths"]["memory"] == live.leaves["memory"]
+    assert info["paths"][live.key("memory")] == live.leaves["memory"]
     text = subprocess.run(["pycgroup", "info"], preexec_fn=live.join, capture_output=True,
                           text=True, timeout=60).stdout
     assert "memory      300.0 MiB" in text and "cpu quota   0.25 cores" in text
@@ -131,5 +132,5 @@ def test_info_command_inside_a_limited_cgroup(live_cgroups):
 
 def test_cleanup_leaves_nothing_behind():
     """Runs last in this file: every test cgroup made above has been removed."""
-    for point in mount_points().values():
+    for point in all_mounts():
         assert [d for d in os.listdir(point) if d.startswith(PREFIX)] == []
