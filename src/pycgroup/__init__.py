@@ -13,8 +13,21 @@ from pycgroup.limits import Limits, available_memory, limits
 from pycgroup import gpu
 from pycgroup.samples import GpuThrottling, Samples, Throttling
 from pycgroup.sampler import Mark, Sampler, SamplerStats, Span
+from pycgroup.errors import (NewerRecordingFormat, NotARecording, RecordingError,
+                             TruncatedRecording)
+from pycgroup.export.files import Recording, load, save
+from pycgroup.export.stream import Recorder, record
 
 __all__ = [
+    "save",
+    "record",
+    "load",
+    "TruncatedRecording",
+    "RecordingError",
+    "Recording",
+    "Recorder",
+    "NotARecording",
+    "NewerRecordingFormat",
     "CGroup",
     "CgroupGone",
     "Error",

@@ -18,7 +18,7 @@ from pycgroup import catalogue, plan
 from pycgroup.sources import Source
 from pycgroup.cgroup import CGroup, current, missing_reason
 from pycgroup.limits import limits as read_limits
-from pycgroup.samples import Samples
+from pycgroup.samples import Origin, Samples
 
 #: Metrics sampled when none are named (those this cgroup does not have are left out).
 DEFAULT_METRICS = (
@@ -111,6 +111,9 @@ class Sampler:
         lim = read_limits(self.cgroup, backend)
         self._effective_memory = lim.effective_memory_bytes
         self._cpu_limit = lim.cpu_quota_cores
+        #: Where and how rows are recorded, with a CLOCK_REALTIME/CLOCK_MONOTONIC anchor
+        #: pair read now: what files, DataFrames and traces need to place the rows.
+        self.origin = Origin.of(self.cgroup, self.period_ns, lim)
         self._marks: list = []
         self._forked = False  # set in a fork's child by _after_fork_in_child
         _live_samplers.add(self)
@@ -181,7 +184,18 @@ class Sampler:
         if since_ns is not None and len(rows) and rows[0, 0] < since_ns:
             rows = rows[rows[:, 0] >= since_ns]
         return Samples(rows, self.columns, effective_memory_bytes=self._effective_memory,
-                       cpu_limit_cores=self._cpu_limit)
+                       cpu_limit_cores=self._cpu_limit, origin=self.origin)
+
+    def data_from(self, position: int) -> tuple:
+        """Returns (Samples, first): the held rows from ring position ``position`` on
+        (row N of the run is at position N), oldest first, and the position of the first
+        one. A reader that keeps its own position sees every row once; ``first >
+        position`` means the rows in between were overwritten before it got there."""
+        if isinstance(position, bool) or not isinstance(position, int) or position < 0:
+            raise ValueError(f"position must be an int >= 0, not {position!r}")
+        rows, first = self._engine.copy(position)
+        return (Samples(rows, self.columns, effective_memory_bytes=self._effective_memory,
+                        cpu_limit_cores=self._cpu_limit, origin=self.origin), int(first))
 
     @property
     def stats(self) -> SamplerStats:
