@@ -7,9 +7,9 @@ import argparse
 import sys
 from typing import Sequence
 
-from pycgroup.cli import info
+from pycgroup.cli import info, plot, record, watch
 
-SUBCOMMANDS = (info,)
+SUBCOMMANDS = (info, record, plot, watch)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
