@@ -350,8 +350,8 @@ def _load_npz(path: str) -> Recording:
     meta = _check_header(path, meta)
     end = (json.loads(str(_read_npy(path, END + ".npy", members[END + ".npy"])))
            if END + ".npy" in members else None)
-    if end is None and meta["layout"] != "stream":
-        why = "has no end member" if directory else "ends before its zip directory"
+    if (end is None or not directory) and meta["layout"] != "stream":
+        why = "ends before its zip directory" if not directory else "has no end member"
         raise TruncatedRecording(path, f"the file is cut off: it {why} (written by save(), "
                                        "which always writes both)")
     chunks = {}
