@@ -59,14 +59,25 @@ def test_usage_errors(tmp_path):
 
 
 def test_follows_a_pid_until_it_exits(tmp_path):
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)"])
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     out = tmp_path / "pid.npz"
-    done = record("-o", str(out), "--hz", "200", "--pid", str(sleeper.pid))
+    recorder = subprocess.Popen(["pycgroup", "record", "-o", str(out), "--hz", "200",
+                                 "--pid", str(sleeper.pid)], stderr=subprocess.PIPE,
+                                text=True, cwd="/")
+    deadline = time.monotonic() + 60
+    while not out.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # rows while the process lives
+    sleeper.kill()
     sleeper.wait()
-    assert done.returncode == 0, done.stderr
+    _, stderr = recorder.communicate(timeout=60)
+    assert recorder.returncode == 0, stderr
     r = pycgroup.load(out)
     assert r.origin.pid == sleeper.pid and r.origin.period_ns == 5_000_000
     assert len(r.samples) > 10
+    # The process's own columns were read while it lived.
+    rss = r.samples["proc.rss_bytes"]
+    assert rss[0] > 0
 
 
 def test_progress_line_on_a_terminal(tmp_path):

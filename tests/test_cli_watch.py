@@ -94,7 +94,8 @@ def test_watch_shows_limits_and_quits_on_q(live_cgroups):
         assert 0 <= used <= 0.5 * 1.2  # the quota bounds what the watcher itself uses
         assert "throttled" in screen and "q or Ctrl-C quits" in screen
         pane.keys("q")
-        _terminal_restored(pane.wait_for("EXITED-"))
+        pane.wait_for("EXITED-")
+        _terminal_restored(pane.wait_for(" baud"))
     finally:
         pane.close()
 
@@ -104,7 +105,8 @@ def test_watch_quits_on_ctrl_c():
     try:
         pane.wait_for("cpu cores")
         pane.keys("C-c")
-        screen = pane.wait_for("EXITED-")
+        pane.wait_for("EXITED-")
+        screen = pane.wait_for(" baud")  # stty -a has printed the terminal's modes
         _terminal_restored(screen)
         assert "Traceback" not in screen
     finally:

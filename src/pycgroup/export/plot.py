@@ -33,12 +33,24 @@ def _bytes(value, _=None) -> str:
     return str(value)
 
 
+def _binary_ticks(ax, MultipleLocator, most: int = 6) -> None:
+    """Puts a bytes axis's ticks on round numbers of KiB, MiB or GiB."""
+    top = ax.get_ylim()[1]
+    if top <= 0:
+        return
+    unit = 1024 ** min(4, max(0, int(np.log(top) / np.log(1024))))
+    for step in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000):
+        if top / (step * unit) <= most:
+            ax.yaxis.set_major_locator(MultipleLocator(step * unit))
+            return
+
+
 def figure(recording, metrics=None, title: str | None = None):
     """Returns a matplotlib Figure of a Recording (or Samples): one panel per group of
     pycgroup.export.series.groups, sharing the time axis (seconds from the first row)."""
     require("matplotlib", "plot", "Plotting")
     from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter, PercentFormatter
+    from matplotlib.ticker import FuncFormatter, MultipleLocator, PercentFormatter
 
     if isinstance(recording, Samples):
         samples, marks, steps, gaps = recording, (), None, ()
@@ -86,6 +98,8 @@ def figure(recording, metrics=None, title: str | None = None):
             if gap.after_ns >= 0 and gap.before_ns >= 0:
                 ax.axvspan(*seconds([gap.after_ns, gap.before_ns]), facecolor="none",
                            edgecolor="#c44e52", hatch="///", linewidth=0)
+        if group.unit == "bytes":
+            _binary_ticks(ax, MultipleLocator)
         ax.tick_params(labelsize=8)
         if all(np.isnan(s.values).all() for s in group.series):
             why = (" (throttling needs a CPU quota)" if group.unit == "fraction"
