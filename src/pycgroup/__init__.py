@@ -7,8 +7,9 @@
 """
 
 from pycgroup.cgroup import CGroup, current, of_pid
-from pycgroup.errors import (CgroupGone, Error, MetricUnavailable, MissingExtra, NotRegularFile,
-                             ParseError, SamplerClosed)
+from pycgroup.errors import (CgroupGone, Error, MetricUnavailable, MissingExtra,
+                             NewerRecordingFormat, NotARecording, NotRegularFile, ParseError,
+                             RecordingError, SamplerClosed, TruncatedRecording)
 from pycgroup.limits import Limits, available_memory, limits
 from pycgroup.values import UNLIMITED
 from pycgroup import gpu
@@ -16,6 +17,8 @@ from pycgroup.samples import GpuThrottling, Samples, Throttling
 from pycgroup.sampler import Mark, Sampler, SamplerStats, Span
 from pycgroup.steps import Steps
 from pycgroup.summary import Distribution, StepSummary
+from pycgroup.export.files import Recording, load, save
+from pycgroup.export.stream import Recorder, record
 
 __all__ = [
     "CGroup",
@@ -27,21 +30,30 @@ __all__ = [
     "Mark",
     "MetricUnavailable",
     "MissingExtra",
+    "NewerRecordingFormat",
+    "NotARecording",
     "NotRegularFile",
     "ParseError",
+    "Recorder",
+    "Recording",
+    "RecordingError",
     "Sampler",
+    "SamplerClosed",
     "SamplerStats",
     "Samples",
-    "SamplerClosed",
     "Span",
-    "StepSummary",
     "Steps",
+    "StepSummary",
     "Throttling",
+    "TruncatedRecording",
     "UNLIMITED",
     "available_memory",
     "current",
     "gpu",
     "limits",
+    "load",
     "of_pid",
+    "record",
+    "save",
 ]
 __version__ = "0.1.0"

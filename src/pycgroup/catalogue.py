@@ -403,3 +403,28 @@ def resolve(name: str, paths: dict[str, str], procfs: str,
     if isinstance(v2, str):
         return Unavailable(v2)
     return _source_in(paths, "v2", v2)
+
+
+_GPU_UNITS = {"memory.used": "bytes", "memory.total": "bytes", "proc.memory.used": "bytes",
+              "util.gpu": "percent", "util.memory": "percent", "power_mw": "mW",
+              "energy_mj": "mJ", "temp_c": "degC", "clock.sm_mhz": "MHz",
+              "clock.mem_mhz": "MHz", "clock_event_reasons": "bitmask"}
+
+
+def unit(name: str) -> str:
+    """Returns the unit of a canonical name's values: "bytes", "us", "ns", "count",
+    "percent", "mW", "mJ", "degC", "MHz" or "bitmask"."""
+    gpu_name = gpu.NAME.fullmatch(name)
+    if gpu_name:
+        metric = gpu_name[2]
+        return "ns" if metric.startswith("violation.") else _GPU_UNITS.get(metric, "count")
+    kind(name)  # KeyError for an unknown name
+    if name.endswith(("_usec", ".pressure.some.total", ".pressure.full.total")):
+        return "us"
+    if name.startswith(MEMORY_STAT_PREFIX):
+        return "count" if kind(name) == COUNTER else "bytes"
+    if name.startswith(("memory.events.", "cpu.stat.nr_", "pids.")):
+        return "count"
+    if name.startswith(("memory.", "host.mem.")) or name.endswith("_bytes"):
+        return "bytes"
+    return "count"

@@ -88,3 +88,28 @@ class MetricUnavailable(Error, LookupError):
 
 class MissingExtra(Error, ImportError):
     """An optional dependency is not installed."""
+
+
+class RecordingError(Error, ValueError):
+    """A file could not be loaded as a pycgroup recording; ``path`` is the file and
+    ``reason`` says why."""
+
+    def __init__(self, path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.reason))
+
+
+class NotARecording(RecordingError):
+    """The file is not a pycgroup recording (another program's file, or not one at all)."""
+
+
+class TruncatedRecording(RecordingError):
+    """The file is a pycgroup recording that ends early or is damaged."""
+
+
+class NewerRecordingFormat(RecordingError):
+    """The file was written by a newer pycgroup, in a format version this one cannot read."""

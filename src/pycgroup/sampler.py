@@ -20,7 +20,7 @@ from pycgroup.cgroup import CGroup, current, missing_reason
 from pycgroup.errors import SamplerClosed
 from pycgroup.limits import limits as read_limits
 from pycgroup.marks import Mark, MarkStore
-from pycgroup.samples import Samples
+from pycgroup.samples import Origin, Samples
 from pycgroup.span_store import SpanStore
 from pycgroup.spans import Span
 from pycgroup.steps import RowLayout, Steps
@@ -123,6 +123,9 @@ class Sampler:
         lim = read_limits(self.cgroup, backend)
         self._effective_memory = lim.effective_memory_bytes
         self._cpu_limit = lim.cpu_quota_cores
+        #: Where and how rows are recorded, with a CLOCK_REALTIME/CLOCK_MONOTONIC anchor
+        #: pair read now: what files, DataFrames and traces need to place the rows.
+        self.origin = Origin.of(self.cgroup, self.period_ns, lim)
         self._layout = RowLayout.of(self.columns, self.period_ns)
         self._marks = MarkStore(marks_capacity)
         self._spans = SpanStore(spans_capacity, self._layout)
@@ -208,7 +211,19 @@ class Sampler:
 
     def _samples(self, rows: np.ndarray) -> Samples:
         return Samples(rows, self.columns, effective_memory_bytes=self._effective_memory,
-                       cpu_limit_cores=self._cpu_limit, period_ns=self.period_ns)
+                       cpu_limit_cores=self._cpu_limit, period_ns=self.period_ns,
+                       origin=self.origin)
+
+    def data_from(self, position: int) -> tuple:
+        """Returns (Samples, first): the held rows from ring position ``position`` on
+        (row N of the run is at position N), oldest first, and the position of the first
+        one. A reader that keeps its own position sees every row once; ``first >
+        position`` means the rows in between were overwritten before it got there."""
+        self._check_open()
+        if isinstance(position, bool) or not isinstance(position, int) or position < 0:
+            raise ValueError(f"position must be an int >= 0, not {position!r}")
+        rows, first = self._engine.copy(position)
+        return self._samples(rows), int(first)
 
     @property
     def stats(self) -> SamplerStats:

@@ -3,11 +3,17 @@ throttling figures."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
 from pycgroup import catalogue, gpu
+from pycgroup._extras import require
 from pycgroup.formats import MISSING, UNLIMITED
 
 #: Throttling field -> the PSI counter it is the stall fraction of.
@@ -15,6 +21,51 @@ PSI_FIELDS = {
     f"psi_{resource}_{line}": f"{resource}.pressure.{line}.total"
     for resource in ("cpu", "memory", "io") for line in ("some", "full")
 }
+
+
+class ClockAnchor(NamedTuple):
+    """CLOCK_REALTIME and CLOCK_MONOTONIC read back to back: places monotonic timestamps
+    on wall-clock time (valid until the wall clock is stepped)."""
+
+    realtime_ns: int  # time.time_ns()
+    monotonic_ns: int  # time.monotonic_ns()
+
+    def to_realtime_ns(self, t_ns):
+        """Returns CLOCK_MONOTONIC ns (an int or an int64 array) as CLOCK_REALTIME ns."""
+        return t_ns - self.monotonic_ns + self.realtime_ns
+
+    @classmethod
+    def now(cls) -> "ClockAnchor":
+        """Reads both clocks; of a few tries, keeps the pair read closest together and
+        pairs the real time with the middle of the monotonic readings around it."""
+        best = None
+        for _ in range(5):
+            before = time.monotonic_ns()
+            real = time.time_ns()
+            after = time.monotonic_ns()
+            if best is None or after - before < best[0]:
+                best = (after - before, real, before + (after - before) // 2)
+        return cls(best[1], best[2])
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where and how rows were recorded: what a file needs to describe them."""
+
+    cgroup_mode: str  # "v1", "v2", "hybrid" or "none"
+    cgroup_paths: dict  # controller (or "unified") -> directory
+    pid: int  # the process whose cgroups were sampled
+    hostname: str
+    period_ns: int  # the sampler's period
+    limits: dict  # the Limits fields when the sampler was made
+    clock_anchor: ClockAnchor = field(default_factory=ClockAnchor.now)
+
+    @classmethod
+    def of(cls, cg, period_ns: int, limits) -> "Origin":
+        """Returns the Origin of a sampler of cg (a CGroup) with those Limits."""
+        pid = os.getpid() if cg.pid == "self" else int(cg.pid)
+        return cls(cg.mode, dict(cg.paths), pid, socket.gethostname(), period_ns,
+                   dataclasses.asdict(limits))
 
 
 @dataclass(frozen=True)
@@ -67,10 +118,14 @@ class Samples:
     (-2**63) marks a value that could not be read and ``UNLIMITED`` (2**63-1) "max"."""
 
     def __init__(self, rows: np.ndarray, columns, *, effective_memory_bytes=None,
-                 cpu_limit_cores=None, period_ns: int | None = None):
+                 cpu_limit_cores=None, period_ns: int | None = None,
+                 origin: Origin | None = None):
         """rows: column 0 is t_ns; column i + 1 holds columns[i]. period_ns: the
-        sampling period, which tells gaps apart (None: no gap is ever reported)."""
+        sampling period, which tells gaps apart (None: no gap is ever reported). origin:
+        where they were recorded (its clock anchor gives to_pandas() its wall-clock
+        column)."""
         self._rows = rows
+        self.origin = origin
         self.columns = tuple(columns)
         self._index = {name: i + 1 for i, name in enumerate(self.columns)}
         self.effective_memory_bytes = effective_memory_bytes
@@ -79,7 +134,8 @@ class Samples:
 
     def _like(self, rows: np.ndarray) -> "Samples":
         return Samples(rows, self.columns, effective_memory_bytes=self.effective_memory_bytes,
-                       cpu_limit_cores=self.cpu_limit_cores, period_ns=self.period_ns)
+                       cpu_limit_cores=self.cpu_limit_cores, period_ns=self.period_ns,
+                       origin=self.origin)
 
     @property
     def gaps(self) -> np.ndarray:
@@ -122,14 +178,48 @@ class Samples:
         """Returns a copy of the rows: column 0 is t_ns, then ``columns`` in order."""
         return self._rows.copy()
 
+    def realtime_ns(self) -> np.ndarray | None:
+        """Returns t_ns on CLOCK_REALTIME (ns since the epoch) through the origin's clock
+        anchor, or None when the rows have no origin."""
+        if self.origin is None:
+            return None
+        return self.origin.clock_anchor.to_realtime_ns(self.t_ns)
+
     def to_pandas(self):
-        """Returns a DataFrame indexed by t_ns with float columns (missing as NaN)."""
-        try:
-            import pandas as pd
-        except ImportError:
-            raise ImportError("Samples.to_pandas() needs pandas: pip install pandas") from None
-        return pd.DataFrame({name: self.as_float(name) for name in self.columns},
-                            index=pd.Index(self.t_ns, name="t_ns"))
+        """Returns a DataFrame: ``t_ns`` (int64, CLOCK_MONOTONIC), ``time`` (wall clock,
+        datetime64[ns, UTC], NaT without an origin), then one float64 column per metric
+        (missing values NaN, unlimited ones inf). ``frame.attrs["units"]`` maps each
+        metric to its unit and ``frame.attrs["kinds"]`` to "counter" or "gauge"."""
+        pd = require("pandas", "pandas", "Samples.to_pandas()")
+        real = self.realtime_ns()
+        wall = (pd.to_datetime(real, unit="ns", utc=True) if real is not None
+                else pd.Series(pd.NaT, index=range(len(self)), dtype="datetime64[ns, UTC]"))
+        data = {"t_ns": self.t_ns.copy(), "time": np.asarray(wall)}
+        data.update((name, self.as_float(name)) for name in self.columns)
+        frame = pd.DataFrame(data)
+        frame["time"] = pd.to_datetime(frame["time"], utc=True)
+        frame.attrs["units"] = {n: _unit(n) for n in self.columns}
+        frame.attrs["kinds"] = {n: _kind(n) for n in self.columns}
+        return frame
+
+    def to_arrow(self):
+        """Returns a pyarrow.Table: ``t_ns`` (int64), ``time`` (timestamp[ns, UTC], null
+        without an origin), then one int64 column per metric holding the exact values
+        (missing values null, unlimited ones 2**63-1). Each metric field's metadata holds
+        its ``unit`` and ``kind``."""
+        pa = require("pyarrow", "parquet", "Samples.to_arrow()")
+        real = self.realtime_ns()
+        fields = [pa.field("t_ns", pa.int64(), nullable=False),
+                  pa.field("time", pa.timestamp("ns", tz="UTC"))]
+        arrays = [pa.array(self.t_ns, pa.int64()),
+                  pa.array(real if real is not None else [None] * len(self),
+                           pa.timestamp("ns", tz="UTC"))]
+        for name in self.columns:
+            values = self[name]
+            fields.append(pa.field(name, pa.int64(), metadata={
+                "unit": _unit(name), "kind": _kind(name)}))
+            arrays.append(pa.array(values, pa.int64(), mask=values == MISSING))
+        return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
     def _valid_deltas(self, name: str):
         """Returns (Δvalue, Δt in s, valid mask) per interval between consecutive rows."""
@@ -269,3 +359,17 @@ class Samples:
         lo = np.searchsorted(self.t_ns, start_ns, side="left")
         hi = np.searchsorted(self.t_ns, end_ns, side="right")
         return self._like(self._rows[lo:hi])
+
+
+def _unit(name: str) -> str:
+    try:
+        return catalogue.unit(name)
+    except KeyError:
+        return ""  # a column named outside the catalogue (hand-made Samples)
+
+
+def _kind(name: str) -> str:
+    try:
+        return catalogue.kind(name)
+    except KeyError:
+        return ""

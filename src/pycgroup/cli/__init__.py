@@ -7,9 +7,9 @@ import argparse
 import sys
 from typing import Sequence
 
-from pycgroup.cli import info, serve
+from pycgroup.cli import info, plot, record, serve, watch
 
-SUBCOMMANDS = (info, serve)
+SUBCOMMANDS = (info, record, plot, watch, serve)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
