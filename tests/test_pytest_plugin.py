@@ -3,7 +3,6 @@ live: a benchmark in a child cgroup with a 0.3-core CPU quota is flagged as thro
 one without a quota is not."""
 
 import json
-import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
