@@ -9,6 +9,7 @@ from array import array
 
 import numpy as np
 
+from pycgroup import process_clock
 from pycgroup.formats import MISSING, UNLIMITED
 
 LATENESS_BUCKETS = 10_000
@@ -36,11 +37,17 @@ class PureEngine:
         self._thread = None
         self._stop = threading.Event()
         self._gpus, self._gpu_every = [], 1
+        self._clock: dict = {}
 
     def set_gpus(self, groups, every: int):
         if self.running:
             raise RuntimeError("cannot change the GPUs of a running sampler")
         self._gpus, self._gpu_every = list(groups), max(1, every)
+
+    def set_process_clock(self, columns: dict):
+        if self.running:
+            raise RuntimeError("cannot change the clocks of a running sampler")
+        self._clock = {field: column + 1 for field, column in columns.items()}
 
     @property
     def running(self) -> bool:
@@ -53,6 +60,8 @@ class PureEngine:
         if self._reader.read_sources(self._row[1:], due):
             self._read_errors += len(self._reader.errors())
             self._last_error = self._reader.errors()[-1][1]
+        if self._clock:
+            process_clock.read_into(self._clock, self._row)
         if tick is None or tick % self._gpu_every == 0:
             for group in self._gpus:
                 if group.read_into(self._row[1:]) != 0:

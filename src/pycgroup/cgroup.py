@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 
 from pycgroup import catalogue, discovery, gpu, plan
-from pycgroup.sources import Derived, Source, Unavailable
+from pycgroup.sources import Derived, ProcessClock, Source, Unavailable
 from pycgroup.formats import Format
 
 
@@ -103,7 +103,7 @@ def missing_reason(where) -> str | None:
     """Returns why a resolved metric cannot be read now, or None when it can."""
     if isinstance(where, Unavailable):
         return where.reason
-    if isinstance(where, gpu.GpuSource):
+    if isinstance(where, (gpu.GpuSource, ProcessClock)):
         return None
     if not os.path.exists(where.path):
         return f"{where.path} does not exist"
