@@ -15,6 +15,8 @@ def _fields(plan):
     by_file = {}
     for name in plan.inputs:
         src = plan.sources[name]
+        if not hasattr(src, "path"):
+            continue  # a process clock or a GPU: no file to read
         by_file.setdefault((src.path, src.format), []).append((name, src.key, src.mul, src.div))
     for (path, fmt), fields in by_file.items():
         yield path, fmt, fields

@@ -134,6 +134,38 @@ def scaling_table(b: dict) -> list:
     return rows
 
 
+def steps_table(b: dict) -> list:
+    """Per-step attribution: marks, spans, steps() and the sampler thread's own cost."""
+    if "test_mark" not in b:
+        return []
+    mark, span = b["test_mark"], b["test_span_enter_exit"]["extra_info"]
+    exact, steps = b["test_span_exact"], b["test_steps_of_10000_spans"]
+    memory = b["test_memory_per_finished_span"]["extra_info"]
+    loop = b["test_training_loop"]["extra_info"]
+    rows = ["| per-step attribution (default set, thread at 1 kHz) | median | p99 or ratio |",
+            "|---|---|---|",
+            f"| `s.mark(label)` | {mark['stats']['median'] * 1e6:.2f} µs | |",
+            f"| `with s.span(label):` enter + exit | {span['median_us']:.1f} µs | "
+            f"p99 {span['p99_us']:.0f} µs |",
+            f"| `with s.span(label, exact=True):` (two `sample()`s) | "
+            f"{exact['stats']['median'] * 1e6:.0f} µs | |",
+            f"| `s.steps(label)` over 10,000 spans | {steps['stats']['median'] * 1e3:.0f} ms | "
+            f"{steps['stats']['median'] * 1e6 / 10_000:.1f} µs/span |",
+            f"| memory per finished span ({memory['columns']} columns) | "
+            f"{memory['bytes_per_span']:.0f} B | |",
+            f"| training loop of {loop['step_ms']:.1f} ms numpy steps, 1 kHz sampler + a span "
+            f"per step | {(loop['slowdown_median'] - 1) * 100:+.1f}% | quartiles "
+            f"{(loop['slowdown_q1'] - 1) * 100:+.1f}…{(loop['slowdown_q3'] - 1) * 100:+.1f}% |"]
+    for hz in (1000, 10000):
+        x = b.get(f"test_thread_cpu_vs_bare_thread[{hz}]")
+        if x:
+            e = x["extra_info"]
+            rows.append(f"| sampler thread CPU at {hz // 1000} kHz vs a bare C thread that "
+                        f"preads one file | {e['sampler_cpu_s_per_s'] * 1e3:.0f} vs "
+                        f"{e['bare_cpu_s_per_s'] * 1e3:.0f} ms/s | {e['ratio']:.2f}× |")
+    return rows
+
+
 def gpu_table(b: dict) -> list:
     names = [n for n in b if n.startswith("test_gpu_")]
     if not names:
@@ -165,6 +197,23 @@ def bars(b: dict) -> list:
         f"{holds(ten_k['overruns'] == 0)}.",
         f"- p99 lateness at 1 kHz under 100 µs: {p99:.0f} µs, {holds(p99 < 100)}.",
     ]
+    if "test_mark" in b:
+        mark = b["test_mark"]["stats"]["median"] * 1e6
+        span = b["test_span_enter_exit"]["extra_info"]
+        loop = b["test_training_loop"]["extra_info"]["slowdown_median"]
+        lines += [
+            f"- `mark()` ≤ 1 µs median: {mark:.2f} µs, {holds(mark <= 1)}.",
+            f"- span enter + exit ≤ 5 µs median and ≤ 50 µs p99: {span['median_us']:.1f} µs "
+            f"and {span['p99_us']:.0f} µs, "
+            f"{holds(span['median_us'] <= 5 and span['p99_us'] <= 50)}.",
+            f"- ≤ 1% slowdown of a training loop with a span per step: "
+            f"{(loop - 1) * 100:+.1f}%, {holds(loop <= 1.01)}.",
+        ]
+        thread = b.get("test_thread_cpu_vs_bare_thread[1000]")
+        if thread:
+            r = thread["extra_info"]["ratio"]
+            lines.append(f"- sampler thread ≤ 1.5× a bare thread's CPU at 1 kHz: {r:.2f}×, "
+                         f"{holds(r <= 1.5)}.")
     if "test_gpu_bare_nvml_calls" in b:
         bare, gpu = b["test_gpu_bare_nvml_calls"], b["test_gpu_native_group"]
         pynvml = b.get("test_gpu_nvidia_ml_py")
@@ -181,7 +230,7 @@ def render(data: dict) -> str:
     parts = [f"Measured on {machine(data)}. Times are the minimum over many rounds; "
              "ratios compare minimums from the same run.", ""]
     for table in (sample_table(b), process_table(b), gpu_table(b), sampler_table(b),
-                  schedule_table(b), scaling_table(b)):
+                  steps_table(b), schedule_table(b), scaling_table(b)):
         if table:
             parts += table + [""]
     parts += ["Bars (ratios here are medians of interleaved back-to-back blocks, which cancel "

@@ -135,6 +135,14 @@ static int64_t take_row(pcg_sampler *s, uint64_t tick, bool all)
         }
     }
     pthread_mutex_unlock(&r->lock);
+    if (s->has_clock) {
+        int rc = pcg_process_clock_read(&s->clock, s->row + 1);
+        if (rc != 0) {
+            atomic_fetch_add_explicit(&s->read_errors, 1, memory_order_relaxed);
+            atomic_store_explicit(&s->last_error, rc, memory_order_relaxed);
+            atomic_store_explicit(&s->last_error_source, -1, memory_order_relaxed);
+        }
+    }
     for (size_t g = 0; g < s->ngpus; g++) {
         if (!all && tick % s->gpu_every != 0)
             continue;
@@ -227,6 +235,27 @@ int pcg_sampler_set_gpus(pcg_sampler *s, pcg_gpu **gpus, size_t ngpus, uint32_t 
         s->gpus = gpus;
         s->ngpus = ngpus;
         s->gpu_every = every > 0 ? every : 1;
+        pthread_mutex_unlock(&s->lock);
+    }
+    pthread_mutex_unlock(&s->state_lock);
+    return rc;
+}
+
+/* Returns 0 after binding this process's CPU clocks to row columns, or -EBUSY while
+ * running / -ESHUTDOWN once closed. */
+int pcg_sampler_set_process_clock(pcg_sampler *s, const pcg_process_clock *clock)
+{
+    int rc = 0;
+    pthread_mutex_lock(&s->state_lock);
+    int state = atomic_load(&s->state);
+    if (state == PCG_SAMPLER_CLOSED) {
+        rc = -ESHUTDOWN;
+    } else if (state != PCG_SAMPLER_IDLE) {
+        rc = -EBUSY;
+    } else {
+        pthread_mutex_lock(&s->lock);
+        s->clock = *clock;
+        s->has_clock = true;
         pthread_mutex_unlock(&s->lock);
     }
     pthread_mutex_unlock(&s->state_lock);

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 #include "nvml.h"
+#include "process_clock.h"
 #include "reader.h"
 #include "ring.h"
 
@@ -37,6 +38,8 @@ typedef struct pcg_sampler {
     pcg_gpu **gpus;     /* not owned: GPU groups, read on every gpu_every-th tick */
     size_t ngpus;
     uint32_t gpu_every;
+    pcg_process_clock clock; /* this process's CPU clocks, read on every tick */
+    bool has_clock;
     int64_t *row;       /* the row being built: timestamp, then the reader's columns */
     uint64_t period_ns;
     uint64_t tick;      /* ticks taken by the thread */
@@ -64,6 +67,10 @@ int pcg_sampler_init(pcg_sampler *s, pcg_reader *reader, pcg_ring *ring, uint64_
 /* Returns 0 after giving the sampler GPU groups read on every Nth tick (not while running;
  * gpus must outlive the sampler), or -EBUSY (running) / -ESHUTDOWN (closed). */
 int pcg_sampler_set_gpus(pcg_sampler *s, pcg_gpu **gpus, size_t ngpus, uint32_t every);
+
+/* Returns 0 after binding this process's CPU clocks to row columns (see
+ * process_clock.h; read on every tick), or -EBUSY while running / -ESHUTDOWN once closed. */
+int pcg_sampler_set_process_clock(pcg_sampler *s, const pcg_process_clock *clock);
 
 /* Returns 0 after starting the thread, -EALREADY if running, -ESHUTDOWN once closed, or
  * -errno from pthread. Safe from any thread, concurrently with every other call. */

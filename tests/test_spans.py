@@ -364,3 +364,44 @@ def test_100000_spans_fit_under_a_tight_address_space_limit():
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert float(done.stdout) < 4096  # RSS growth per span, with steps() and summary() run
+
+
+# --- process CPU from clocks ------------------------------------------------------
+
+def busy(seconds):
+    end = time.thread_time_ns() + int(seconds * 1e9)
+    while time.thread_time_ns() < end:
+        pass
+
+
+def test_a_20_ms_busy_span_reports_20_ms_of_process_cpu(backend):
+    s = pycgroup.Sampler(["proc.cpu_usec", "proc.utime_usec", "proc.stime_usec"],
+                         backend=backend)
+    assert s.cgroup.explain("proc.cpu_usec").endswith("CLOCK_PROCESS_CPUTIME_ID)")
+    with s:
+        spans = []
+        for _ in range(5):
+            with s.span("busy", exact=True) as sp:
+                busy(0.020)
+            spans.append(sp)
+    # This thread's 20 ms, plus what the sampler thread itself used meanwhile (it reads
+    # no file here: well under a millisecond in 20 ms).
+    for sp in spans:
+        assert 20_000 <= sp.delta["proc.cpu_usec"] <= 22_000, sp.delta
+        assert sp.delta["proc.utime_usec"] + sp.delta["proc.stime_usec"] <= 40_000
+
+
+def test_process_clocks_for_another_pid_come_from_its_files():
+    cg = pycgroup.of_pid(1)
+    assert "/proc/1/stat" in cg.explain("proc.utime_usec")
+    assert "/proc/1/status" in cg.explain("proc.max_rss_bytes")
+    assert "own process only" in cg.explain("proc.cpu_usec")
+    assert cg.read("proc.max_rss_bytes")["proc.max_rss_bytes"] > 0
+
+
+def test_read_gives_the_process_clocks():
+    before = time.process_time_ns() // 1000
+    values = pycgroup.current().read(["proc.cpu_usec", "proc.max_rss_bytes"])
+    after = time.process_time_ns() // 1000
+    assert before <= values["proc.cpu_usec"] <= after
+    assert values["proc.max_rss_bytes"] >= 1 << 20

@@ -16,6 +16,9 @@ from pycgroup._core.nvml cimport (
     pcg_nvml, pcg_nvml_device_count, pcg_nvml_device_uuid, pcg_nvml_load, pcg_nvml_load_error,
     pcg_nvml_unload,
 )
+from pycgroup._core.process_clock cimport (
+    PCG_CLOCK_NO_COLUMN, pcg_process_clock, pcg_process_clock_read,
+)
 from pycgroup._core.reader cimport (
     pcg_reader, pcg_reader_close, pcg_reader_destroy, pcg_reader_fill, pcg_reader_init,
     pcg_reader_open, pcg_reader_read,
@@ -28,6 +31,7 @@ from pycgroup._core.sampler cimport (
     PCG_PERIOD_MAX_NS, PCG_PERIOD_MIN_NS, pcg_sampler, pcg_sampler_close, pcg_sampler_destroy, pcg_sampler_init, pcg_sampler_running,
     pcg_sampler_set_gpus,
     pcg_sampler_lateness_quantile, pcg_sampler_sample_into, pcg_sampler_sample_now,
+    pcg_sampler_set_process_clock,
     pcg_sampler_start, pcg_sampler_stop,
 )
 from pycgroup._core.source cimport (
@@ -216,6 +220,24 @@ def parse(fmt, bytes data, keys):
 
 
 
+cdef pcg_process_clock clock_of(columns):
+    cdef pcg_process_clock clock
+    clock.cpu_usec = columns.get("cpu_usec", PCG_CLOCK_NO_COLUMN)
+    clock.utime_usec = columns.get("utime_usec", PCG_CLOCK_NO_COLUMN)
+    clock.stime_usec = columns.get("stime_usec", PCG_CLOCK_NO_COLUMN)
+    clock.max_rss_bytes = columns.get("max_rss_bytes", PCG_CLOCK_NO_COLUMN)
+    return clock
+
+
+def read_process_clock(columns, int64_t[::1] row):
+    """Writes this process's CPU clocks into row at columns (as Engine.set_process_clock);
+    raises OSError when a call fails."""
+    cdef pcg_process_clock clock = clock_of(columns)
+    rc = pcg_process_clock_read(&clock, &row[0])
+    if rc != 0:
+        raise OSError(-rc, os.strerror(-rc), "process CPU clocks")
+
+
 cdef class Engine:
     """The native sampling engine: a ring of int64 rows and a thread that fills it.
 
@@ -281,6 +303,14 @@ cdef class Engine:
         free(self._gpu_pointers)
         self._gpu_pointers = pointers
         self._gpu_groups = list(groups)
+
+    def set_process_clock(self, columns):
+        """Reads this process's CPU clocks into row columns (less the timestamp) on every
+        tick: columns maps "cpu_usec", "utime_usec", "stime_usec", "max_rss_bytes" to a
+        column; not while running."""
+        cdef pcg_process_clock clock = clock_of(columns)
+        if pcg_sampler_set_process_clock(&self._sampler, &clock) != 0:
+            raise RuntimeError("cannot change the clocks of a running sampler")
 
     @property
     def capacity(self):
@@ -401,7 +431,10 @@ cdef class Engine:
         """Returns the counters of the sampler and its ring."""
         error = None
         source = self._sampler.last_error_source
-        if self._sampler.last_error and source < len(self._reader.specs):
+        if self._sampler.last_error and source < 0:
+            error = OSError(-self._sampler.last_error, os.strerror(-self._sampler.last_error),
+                            "process CPU clocks")
+        elif self._sampler.last_error and source < len(self._reader.specs):
             spec = self._reader.specs[source]
             error = error_for(self._sampler.last_error, spec.path, 0, spec.format)
         elif self._sampler.last_error:

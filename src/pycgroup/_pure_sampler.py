@@ -9,6 +9,7 @@ from array import array
 
 import numpy as np
 
+from pycgroup import process_clock
 from pycgroup.errors import SamplerClosed
 from pycgroup.formats import MISSING, UNLIMITED
 
@@ -41,6 +42,7 @@ class PureEngine:
         self._lifecycle = threading.Lock()
         self._closed = False
         self._gpus, self._gpu_every = [], 1
+        self._clock: dict = {}
 
     def set_gpus(self, groups, every: int):
         with self._lifecycle:
@@ -49,6 +51,11 @@ class PureEngine:
             if self.running:
                 raise RuntimeError("cannot change the GPUs of a running sampler")
             self._gpus, self._gpu_every = list(groups), max(1, every)
+
+    def set_process_clock(self, columns: dict):
+        if self.running:
+            raise RuntimeError("cannot change the clocks of a running sampler")
+        self._clock = {field: column + 1 for field, column in columns.items()}
 
     @property
     def running(self) -> bool:
@@ -62,6 +69,8 @@ class PureEngine:
         if self._reader.read_sources(self._row[1:], due):
             self._read_errors += len(self._reader.errors())
             self._last_error = self._reader.errors()[-1][1]
+        if self._clock:
+            process_clock.read_into(self._clock, self._row)
         if tick is None or tick % self._gpu_every == 0:
             for group in self._gpus:
                 if group.read_into(self._row[1:]) != 0:

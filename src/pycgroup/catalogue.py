@@ -16,7 +16,7 @@ from typing import Callable, Sequence, Union
 
 from pycgroup import gpu, iofiles
 from pycgroup.formats import Format
-from pycgroup.sources import Derived, Source, Unavailable
+from pycgroup.sources import Derived, ProcessClock, Source, Unavailable
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -193,6 +193,11 @@ PROCESS_AND_HOST = {
     "proc.utime_usec": (COUNTER, "stat", Format.PID_STAT, "14", 1_000_000, CLOCK_TICKS),
     "proc.stime_usec": (COUNTER, "stat", Format.PID_STAT, "15", 1_000_000, CLOCK_TICKS),
     "proc.rss_bytes": (GAUGE, "stat", Format.PID_STAT, "24", PAGE_SIZE, 1),
+    # For the sampler's own process these and the two below come from clocks (see
+    # PROCESS_CLOCKS); for another pid proc.cpu_usec has no file, and the peak RSS is
+    # /proc/<pid>/status VmHWM (kB, converted to bytes by the parser).
+    "proc.cpu_usec": (COUNTER, None, None, "", 1, 1),
+    "proc.max_rss_bytes": (GAUGE, "status", Format.COLON_KEYED, "VmHWM", 1, 1),
     # /proc/meminfo values are in kB; the parser converts them to bytes.
     "host.mem.total": (GAUGE, "meminfo", Format.COLON_KEYED, "MemTotal", 1, 1),
     "host.mem.available": (GAUGE, "meminfo", Format.COLON_KEYED, "MemAvailable", 1, 1),
@@ -236,6 +241,15 @@ def root_pressure(procfs: str, resource: str, line: str) -> Source:
     """Returns the system-wide PSI file that stands in for a v2 root's missing
     <resource>.pressure: /proc/pressure/<resource> (Documentation/accounting/psi.rst)."""
     return Source(os.path.join(procfs, "pressure", resource), Format.PSI, line, 1, 1, 0, "")
+
+#: Process metrics read from the calling process's own CPU clocks, ns-precise where
+#: /proc/self/stat counts 10 ms ticks (when the cgroup is the caller's and procfs is /proc).
+PROCESS_CLOCKS = {
+    "proc.cpu_usec": "cpu_usec",  # clock_gettime(CLOCK_PROCESS_CPUTIME_ID): all threads
+    "proc.utime_usec": "utime_usec",  # getrusage(RUSAGE_SELF)
+    "proc.stime_usec": "stime_usec",
+    "proc.max_rss_bytes": "max_rss_bytes",
+}
 WORKING_SET = "memory.working_set"
 WORKING_SET_INPUTS = ("memory.current", "memory.stat.inactive_file")
 MEMORY_STAT_PREFIX = "memory.stat."
@@ -352,7 +366,7 @@ def io_names(paths: dict[str, str]) -> list[str]:
 
 
 def resolve(name: str, paths: dict[str, str], procfs: str,
-            pid: int | str) -> "Source | Derived | Unavailable | gpu.GpuSource":
+            pid: int | str) -> "Source | Derived | Unavailable | ProcessClock | gpu.GpuSource":
     """Returns where name is read for a process in the cgroups of paths; raises KeyError
     for a name the catalogue does not know. A memory.stat key outside the documented
     list is accepted and found missing if the file does not have it."""
@@ -361,10 +375,15 @@ def resolve(name: str, paths: dict[str, str], procfs: str,
         if gpu_name[2] not in gpu.METRICS:
             raise unknown_metric(name)
         return gpu.resolve(int(gpu_name[1]), gpu_name[2])
+    if name in PROCESS_CLOCKS and procfs == "/proc" and str(pid) in ("self", str(os.getpid())):
+        return ProcessClock(PROCESS_CLOCKS[name])
     if name in PROCESS_AND_HOST:
         _, file, fmt, key, mul, div = PROCESS_AND_HOST[name]
-        path = os.path.join(procfs, str(pid), file) if file == "stat" else os.path.join(
-            procfs, file)
+        if file is None:
+            return Unavailable(f"{name} is read for the sampler's own process only; for "
+                               f"pid {pid} use proc.utime_usec + proc.stime_usec")
+        path = os.path.join(procfs, str(pid), file) if file in ("stat", "status") else (
+            os.path.join(procfs, file))
         return Source(path, fmt, key, mul, div)
     if name == WORKING_SET:
         return Derived(WORKING_SET_INPUTS)

@@ -11,7 +11,7 @@ from typing import Any, Iterable, Union
 
 from pycgroup import catalogue, discovery, gpu, plan
 from pycgroup.errors import CgroupGone
-from pycgroup.sources import Derived, Source, Unavailable
+from pycgroup.sources import Derived, ProcessClock, Source, Unavailable
 from pycgroup.formats import Format
 
 #: How many metric lists' readers read() keeps open (least recently used closed first):
@@ -211,7 +211,7 @@ def missing_reason(where: Any) -> str | None:
     """Returns why a resolved metric cannot be read now, or None when it can."""
     if isinstance(where, Unavailable):
         return str(where.reason)
-    if isinstance(where, gpu.GpuSource):
+    if isinstance(where, (gpu.GpuSource, ProcessClock)):
         return None
     if not os.path.exists(where.path):
         return f"{where.path} does not exist"

@@ -21,11 +21,12 @@ class MarkStore:
             raise ValueError(f"marks_capacity must be an int >= 1, not {capacity!r}")
         self.capacity = capacity
         self._items: deque = deque(maxlen=capacity)  # (t_ns, label, sequence number)
-        self._sequence = itertools.count()
-        self.append = self._items.append  # the hot path binds this once
+        # The hot path binds these two once: append((t_ns, label, next(sequence))).
+        self.sequence = itertools.count()
+        self.append = self._items.append
 
     def add(self, t_ns: int, label: str) -> None:
-        self.append((t_ns, label, next(self._sequence)))
+        self.append((t_ns, label, next(self.sequence)))
 
     def marks(self, label: str | None = None) -> list:
         """Returns the held marks (with that label), oldest first."""

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from pycgroup import catalogue, gpu
 from pycgroup.backends import reader_class
-from pycgroup.sources import Derived, Source
+from pycgroup import process_clock
+from pycgroup.sources import Derived, ProcessClock, Source
 from pycgroup.formats import Field, SourceSpec
 from pycgroup.values import from_row
 
@@ -25,6 +26,8 @@ class Plan:
     unavailable: dict  # name -> reason
     reader: object
     gpu_groups: list  # one per GPU, filling the columns after the files'
+    # this process's CPU clocks: ProcessClock field -> row column (after the files')
+    process_clock: dict = field(default_factory=dict)
 
     @property
     def ncolumns(self) -> int:
@@ -35,6 +38,8 @@ class Plan:
         row = np.empty(self.ncolumns, dtype=np.int64)
         if self.reader.read_into(row):
             raise self.reader.errors()[0][1]
+        if self.process_clock:
+            process_clock.read_into(self.process_clock, row)
         for group in self.gpu_groups:
             if group.read_into(row) != 0:
                 raise group.error()
@@ -80,7 +85,7 @@ def build(names, resolve, backend: str = "native") -> Plan:
                     inputs.append(dependency)
                 else:
                     unavailable[name] = f"needs {dependency}: {found.reason}"
-        elif isinstance(where, (Source, gpu.GpuSource)):
+        elif isinstance(where, (Source, gpu.GpuSource, ProcessClock)):
             sources[name] = where
             inputs.append(name)
         else:
@@ -89,8 +94,8 @@ def build(names, resolve, backend: str = "native") -> Plan:
     column, column_of_field, by_file = {}, {}, {}
     for name in inputs:
         src = sources[name]
-        if isinstance(src, gpu.GpuSource):
-            continue  # GPU columns come after the files'
+        if isinstance(src, (gpu.GpuSource, ProcessClock)):
+            continue  # clock and GPU columns come after the files'
 
         field_id = (src.path, src.format, src.key, src.mul, src.div, src.unlimited_at)
         if field_id not in column_of_field:  # two names may share one field
@@ -100,6 +105,11 @@ def build(names, resolve, backend: str = "native") -> Plan:
         column[name] = column_of_field[field_id]
     specs = [SourceSpec(path, fmt, fields) for (path, fmt), fields in by_file.items()]
     ncolumns = len(column_of_field)
+    clock = {}
+    for name in inputs:
+        if isinstance(sources[name], ProcessClock):
+            column[name] = clock[sources[name].field] = ncolumns
+            ncolumns += 1
     for name in inputs:
         if isinstance(sources[name], gpu.GpuSource):
             column[name] = ncolumns
@@ -120,4 +130,4 @@ def build(names, resolve, backend: str = "native") -> Plan:
             if isinstance(sources[name], gpu.GpuSource):
                 unavailable[name] = e.strerror
                 column.pop(name, None)
-    return Plan(names, inputs, sources, column, unavailable, reader, groups)
+    return Plan(names, inputs, sources, column, unavailable, reader, groups, clock)

@@ -15,7 +15,7 @@ import numpy as np
 
 from pycgroup import plan
 from pycgroup import steps as steps_table
-from pycgroup.sources import Source
+from pycgroup.sources import ProcessClock, Source
 from pycgroup.cgroup import CGroup, current, missing_reason
 from pycgroup.errors import SamplerClosed
 from pycgroup.limits import limits as read_limits
@@ -33,11 +33,18 @@ DEFAULT_METRICS = (
     "cpu.stat.system_usec", "cpu.stat.nr_periods", "cpu.stat.nr_throttled",
     "cpu.stat.throttled_usec", "cpu.pressure.some.total", "cpu.pressure.full.total",
     "memory.pressure.some.total", "memory.pressure.full.total", "io.pressure.some.total",
-    "io.pressure.full.total", "proc.utime_usec", "proc.stime_usec", "proc.rss_bytes",
+    "io.pressure.full.total", "proc.cpu_usec", "proc.utime_usec", "proc.stime_usec",
+    "proc.rss_bytes",
 )
-#: memory.stat costs the kernel a walk of every counter it prints (measured in bench/:
-#: several times memory.current or cpu.stat), so by default it is read every 10th tick.
-DEFAULT_EVERY = {"memory.stat.*": 10}
+#: What changes at kHz is read on every tick: CPU usage and throttling (cpu.stat),
+#: memory.current, and this process's CPU clocks (no file). The rest is read every 10th
+#: tick (100 Hz at the default 1 kHz): memory.stat costs the kernel a walk of every
+#: counter it prints (several times memory.current or cpu.stat, measured in bench/);
+#: PSI totals and memory.events move slowly and are cumulative, so deltas over a step
+#: stay exact to within the divisor's period; /proc/self/stat (for proc.rss_bytes) costs
+#: more than memory.current and cpu.stat together.
+DEFAULT_EVERY = {"memory.stat.*": 10, "*.pressure.*": 10, "memory.events.*": 10,
+                 "proc.rss_bytes": 10, "pids.*": 10, "host.*": 10}
 #: NVML calls serialise on the driver's lock and can stall the CUDA launches of the job
 #: being watched: GPU metrics are read no faster than this unless "gpu*" in `every` says.
 GPU_DEFAULT_HZ = 100.0
@@ -128,6 +135,7 @@ class Sampler:
         self.origin = Origin.of(self.cgroup, self.period_ns, lim)
         self._layout = RowLayout.of(self.columns, self.period_ns)
         self._marks = MarkStore(marks_capacity)
+        self._mark_append, self._mark_sequence = self._marks.append, self._marks.sequence
         self._spans = SpanStore(spans_capacity, self._layout)
         self._forked = False  # set in a fork's child by _after_fork_in_child
         self._closed = False
@@ -150,6 +158,8 @@ class Sampler:
             from pycgroup._pure_sampler import PureEngine as Engine
         engine = Engine(self._plan.reader, self.capacity, self.period_ns, self._every)
         engine.set_gpus(self._plan.gpu_groups, self.gpu_every)
+        if self._plan.process_clock:
+            engine.set_process_clock(self._plan.process_clock)
         return engine
 
     def _check_open(self):
@@ -241,7 +251,7 @@ class Sampler:
         if self._closed:
             self._check_open()
         t = _monotonic_ns()
-        self._marks.add(t, label)
+        self._mark_append((t, label, next(self._mark_sequence)))  # MarkStore.add, inlined
         return t
 
     def marks(self, label: str | None = None) -> list:
@@ -303,7 +313,7 @@ class Sampler:
 
 def _readable(cg: CGroup, name: str) -> bool:
     where = cg.resolve(name)
-    return isinstance(where, Source) and missing_reason(where) is None
+    return isinstance(where, (Source, ProcessClock)) and missing_reason(where) is None
 
 
 def _stop_all_at_exit():

@@ -29,6 +29,19 @@ class Source:
 
 
 @dataclass(frozen=True)
+class ProcessClock:
+    """A CPU clock of the calling process itself, read with clock_gettime and getrusage
+    rather than from a file (see pycgroup.process_clock)."""
+
+    field: str  # "cpu_usec", "utime_usec", "stime_usec" or "max_rss_bytes"
+
+    def describe(self) -> str:
+        how = ("clock_gettime(CLOCK_PROCESS_CPUTIME_ID)" if self.field == "cpu_usec"
+               else f"getrusage(RUSAGE_SELF) {self.field}")
+        return f"this process: {how}"
+
+
+@dataclass(frozen=True)
 class Unavailable:
     """A metric this cgroup cannot provide, and why."""
 

@@ -1,5 +1,6 @@
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from pycgroup._core.nvml cimport pcg_gpu
+from pycgroup._core.process_clock cimport pcg_process_clock
 from pycgroup._core.reader cimport pcg_reader
 from pycgroup._core.ring cimport pcg_ring
 
@@ -17,6 +18,7 @@ cdef extern from "sampler.h" nogil:
     int pcg_sampler_init(pcg_sampler *s, pcg_reader *reader, pcg_ring *ring, uint64_t period_ns,
                          const uint32_t *every)
     int pcg_sampler_set_gpus(pcg_sampler *s, pcg_gpu **gpus, size_t ngpus, uint32_t every)
+    int pcg_sampler_set_process_clock(pcg_sampler *s, const pcg_process_clock *clock)
     int pcg_sampler_start(pcg_sampler *s)
     int pcg_sampler_stop(pcg_sampler *s)
     int64_t pcg_sampler_sample_now(pcg_sampler *s)

@@ -1,0 +1,175 @@
+"""What per-step attribution costs a training loop: marks, spans (cheap and exact),
+steps() and summaries, memory per finished span, and the sampler thread's own CPU
+against a bare C thread that only wakes and preads one small file."""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import pycgroup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+@pytest.fixture(scope="module")
+def running(cgroup):
+    sampler = pycgroup.Sampler(cgroup=cgroup, hz=1000, spans_capacity=1 << 20).start()
+    time.sleep(0.01)
+    yield sampler
+    sampler.close()
+
+
+def percentiles(times_ns) -> dict:
+    p50, p99 = np.percentile(times_ns, [50, 99])
+    return {"median_us": p50 / 1000, "p99_us": p99 / 1000}
+
+
+@pytest.mark.benchmark(group="steps")
+def test_mark(benchmark, running):
+    benchmark.extra_info["columns"] = len(running.columns)
+    benchmark(running.mark, "step")
+
+
+@pytest.mark.benchmark(group="steps")
+def test_span_enter_exit(benchmark, running):
+    """Enter + exit of an empty span with the thread at 1 kHz, timed one by one."""
+    clock = time.perf_counter_ns
+    times = np.empty(20_000, dtype=np.int64)
+
+    def spans():
+        for i in range(len(times)):
+            began = clock()
+            with running.span("bench"):
+                pass
+            times[i] = clock() - began
+        benchmark.extra_info.update(percentiles(times))
+
+    benchmark.pedantic(spans, rounds=1, iterations=1)
+
+
+@pytest.mark.benchmark(group="steps")
+def test_span_exact(benchmark, running):
+    def one():
+        with running.span("exact", exact=True):
+            pass
+
+    benchmark(one)
+
+
+@pytest.mark.benchmark(group="steps")
+def test_steps_of_10000_spans(benchmark, cgroup):
+    sampler = pycgroup.Sampler(cgroup=cgroup, hz=1000).start()
+    for _ in range(10_000):
+        with sampler.span("step"):
+            pass
+    sampler.stop()
+    table = benchmark(sampler.steps, "step")
+    assert len(table) == 10_000
+    sampler.close()
+
+
+@pytest.mark.benchmark(group="steps")
+def test_memory_per_finished_span(benchmark, cgroup):
+    def measure():
+        sampler = pycgroup.Sampler(cgroup=cgroup, hz=1000, spans_capacity=1 << 20).start()
+        kept = []
+        for _ in range(1000):
+            with sampler.span("warm"):
+                pass
+        tracemalloc.start()
+        before = tracemalloc.take_snapshot()
+        for _ in range(20_000):
+            with sampler.span("step") as sp:
+                pass
+            kept.append(sp)
+        after = tracemalloc.take_snapshot()
+        tracemalloc.stop()
+        sampler.close()
+        grown = sum(d.size_diff for d in after.compare_to(before, "filename"))
+        benchmark.extra_info.update(bytes_per_span=grown / len(kept),
+                                    columns=len(sampler.columns))
+
+    benchmark.pedantic(measure, rounds=1, iterations=1)
+
+
+def numpy_step(a=np.linspace(0.0, 1.0, 40_000)):
+    """About 2 ms of numpy work on this machine class (the bench records the actual)."""
+    for _ in range(12):
+        a = np.sqrt(a * a + 1.0)
+    return a
+
+
+@pytest.mark.benchmark(group="steps")
+def test_training_loop(benchmark, cgroup):
+    """A loop of ~2 ms numpy steps, in interleaved blocks alone and with a 1 kHz sampler
+    plus a span per step; the median of the paired block ratios."""
+
+    def measure():
+        sampler = pycgroup.Sampler(cgroup=cgroup, hz=1000, spans_capacity=1 << 20)
+        ratios, steps = [], []
+        for _ in range(30):
+            began = time.perf_counter()
+            for _ in range(25):
+                numpy_step()
+            alone = time.perf_counter() - began
+            sampler.start()
+            time.sleep(0.002)
+            began = time.perf_counter()
+            for _ in range(25):
+                with sampler.span("step"):
+                    numpy_step()
+            watched = time.perf_counter() - began
+            sampler.stop()
+            ratios.append(watched / alone)
+            steps.append(alone / 25)
+        sampler.close()
+        q1, median, q3 = np.percentile(ratios, [25, 50, 75])
+        benchmark.extra_info.update(slowdown_median=median, slowdown_q1=q1, slowdown_q3=q3,
+                                    step_ms=float(np.median(steps)) * 1e3)
+
+    benchmark.pedantic(measure, rounds=1, iterations=1)
+
+
+@pytest.fixture(scope="module")
+def bare_thread():
+    compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+    if compiler is None:
+        pytest.skip("no C compiler")
+    out = os.path.join(tempfile.mkdtemp(), "bare_thread")
+    subprocess.run([compiler, "-std=c11", "-O2", "-pthread", "-o", out,
+                    os.path.join(HERE, "bare_thread.c")], check=True)
+    return out
+
+
+@pytest.mark.parametrize("hz", [1000, 10000])
+@pytest.mark.benchmark(group="steps")
+def test_thread_cpu_vs_bare_thread(benchmark, cgroup, bare_thread, hz):
+    """CPU per second of the default-set sampler thread, and of a bare C thread waking at
+    the same rate to pread memory.current (or another small file), interleaved."""
+    small = cgroup.resolve("memory.current")
+    path = small.path if hasattr(small, "path") and os.path.exists(small.path) else "/proc/loadavg"
+
+    def measure():
+        ours, bare = [], []
+        for _ in range(3):
+            sampler = pycgroup.Sampler(cgroup=cgroup, hz=hz)
+            cpu = time.process_time()
+            with sampler:
+                time.sleep(1.0)
+            ours.append(time.process_time() - cpu)
+            sampler.close()
+            done = subprocess.run([bare_thread, str(hz), "1.0", path], capture_output=True,
+                                  text=True, check=True)
+            bare.append(float(done.stdout))
+        benchmark.extra_info.update(hz=hz, sampler_cpu_s_per_s=min(ours),
+                                    bare_cpu_s_per_s=min(bare),
+                                    ratio=min(ours) / min(bare))
+
+    benchmark.pedantic(measure, rounds=1, iterations=1)
