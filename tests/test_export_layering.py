@@ -16,7 +16,10 @@ UPPER = ("pycgroup.export", "pycgroup.integrations", "pycgroup.cli")
 
 def core_modules():
     for name in sorted(os.listdir(PACKAGE)):
-        if name.endswith(".py") and name not in ("__init__.py", "__main__.py"):
+        # The package's front door and the public short paths (pycgroup.prometheus,
+        # pycgroup.otel) re-export the layers above; everything else is the core.
+        if name.endswith(".py") and name not in ("__init__.py", "__main__.py",
+                                                 "prometheus.py", "otel.py"):
             yield os.path.join(PACKAGE, name)
 
 

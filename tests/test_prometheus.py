@@ -254,7 +254,6 @@ def test_step_summary_of_a_running_sampler():
             with sampler.span("step", exact=True) as span:
                 sum(range(50_000 * (i + 1)))
             durations.append(span.duration_s)
-    sampler.close()
     got = scrape(collector)
     step = (("cgroup", cgroup_path(sampler.cgroup)), ("step", "step"))
     assert got[("pycgroup_step_duration_seconds_count", step)] == 4
@@ -275,6 +274,10 @@ def test_step_summary_of_a_running_sampler():
     assert quantile("0.5", evaluation) not in got
     assert types(CgroupCollector(sampler=sampler, gpus=False))[
         "pycgroup_step_duration_seconds"] == "summary"
+    sampler.close()  # a closed sampler's steps are no longer exported; the cgroup's are
+    after = scrape(collector)
+    assert ("pycgroup_step_duration_seconds_count", step) not in after
+    assert any(name.startswith("pycgroup_cpu_usage") for name, _ in after)
 
 
 def test_every_exported_name_is_documented():

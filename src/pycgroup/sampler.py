@@ -200,6 +200,11 @@ class Sampler:
     def running(self) -> bool:
         return not self._closed and self._engine.running
 
+    @property
+    def closed(self) -> bool:
+        """Whether close() was called: every other method then raises SamplerClosed."""
+        return self._closed
+
     def __enter__(self) -> "Sampler":
         return self.start()
 

@@ -11,6 +11,7 @@ markers (:data:`pycgroup.formats.MISSING`, :data:`pycgroup.formats.UNLIMITED`);
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from pycgroup.formats import MISSING
 from pycgroup.formats import UNLIMITED as UNLIMITED_ROW
@@ -26,3 +27,15 @@ def from_row(value: int) -> int | float | None:
     if value == UNLIMITED_ROW:
         return UNLIMITED
     return int(value)
+
+
+def to_json(value: Any) -> Any:
+    """Returns value with every UNLIMITED replaced by "unlimited" (JSON has no infinity),
+    through dicts, lists and tuples."""
+    if isinstance(value, float) and math.isinf(value):
+        return "unlimited"
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(v) for v in value]
+    return value

@@ -15,6 +15,7 @@ from pycgroup.cgroup import CGroup, current, of_pid
 from pycgroup.iofiles import read_io
 from pycgroup.limits import limits
 from pycgroup.sampler import Sampler
+from pycgroup.values import to_json
 
 USAGE_METRICS = (
     "memory.current", "memory.working_set", "memory.peak", "memory.swap.current",
@@ -203,17 +204,6 @@ def _format_summary(s: dict[str, Any]) -> list[str]:
         f"{_bytes(s['memory_headroom_bytes'])}",
         f"  pressure stalls    {psi or '- (needs cgroup v2)'}",
     ]
-
-
-def to_json(value: Any) -> Any:
-    """Returns value with every math.inf replaced by "unlimited" (JSON has no infinity)."""
-    if isinstance(value, float) and math.isinf(value):
-        return "unlimited"
-    if isinstance(value, dict):
-        return {k: to_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_json(v) for v in value]
-    return value
 
 
 def add_parser(commands: Any) -> None:

@@ -9,6 +9,7 @@ scrape rather than exported as a number: ``absent()`` and ``or`` in PromQL handl
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 
@@ -256,19 +257,19 @@ class CgroupCollector:
             metric = family.make()
             for source, label_values, mul, div in family.members:
                 value = values.get(source)
-                if value is not None:
+                if value is not None and not math.isinf(value):  # unlimited: absent
                     family.add(metric, label_values, value * mul / div)
             if metric.samples:
                 yield metric
         quota, period = (values.get(n) for n in QUOTA_CORES[1:3])
-        if quota is not None and period:
+        if quota is not None and not math.isinf(quota) and period:
             metric = self._core.GaugeMetricFamily(QUOTA_CORES[0], QUOTA_CORES[3],
                                                   labels=list(self.labels))
             metric.add_metric(list(self.labels.values()), quota / period)
             yield metric
         if self._gpus:
             yield from self._gpu_clock_events(values)
-        if self.sampler is not None:
+        if self.sampler is not None and not self.sampler.closed:
             from pycgroup.export.step_metrics import step_families
 
             yield from step_families(self._core, self.sampler, self.step_labels, self.labels)

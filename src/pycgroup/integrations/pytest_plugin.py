@@ -166,12 +166,14 @@ def _scaled(value, scale: float):
 
 
 def container_limits(cg) -> dict:
-    """Returns the limits pytest-benchmark records in machine_info["pycgroup"]."""
+    """Returns the limits pytest-benchmark records in machine_info["pycgroup"] (saved as
+    JSON: "unlimited" where there is no limit, null where it could not be read)."""
     from pycgroup.export.labels import cgroup_path
     from pycgroup.limits import limits
+    from pycgroup.values import to_json
 
     lim = limits(cg)
-    return {
+    return to_json({
         "cgroup_mode": cg.mode,
         "cgroup": cgroup_path(cg),
         "cpu_quota_cores": lim.cpu_quota_cores,
@@ -182,4 +184,4 @@ def container_limits(cg) -> dict:
         "memory_high_bytes": lim.memory_high_bytes,
         "host_memory_bytes": lim.host_memory_bytes,
         "pids_max": lim.pids_max,
-    }
+    })
