@@ -279,8 +279,8 @@ def distinct_read_lists(backend, workdir):
         if i % 500 == 0:
             peak = max(peak, len(os.listdir("/proc/self/fd")) - fds_before)
     peak = max(peak, len(os.listdir("/proc/self/fd")) - fds_before)
-    cache = pycgroup.cgroup.READ_CACHE_SIZE
-    assert peak <= cache * 5, f"{peak} fds held after {calls} distinct lists"
+    # At most a few lists' files (16 lists of 3 files here), however many lists were used.
+    assert peak <= 100, f"{peak} fds held after {calls} distinct lists"
     cg.close()
     assert len(os.listdir("/proc/self/fd")) <= fds_before
 
