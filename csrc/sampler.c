@@ -43,13 +43,19 @@ static void after_fork_in_parent(void)
     pthread_mutex_unlock(&registry_lock);
 }
 
+static int init_cond(pcg_sampler *s);
+
 /* The child has no sampler threads: a running (or stopping) sampler is idle there, so it
- * can start its own; a closed one stays closed. */
+ * can start its own; a closed one stays closed. The condition variable may still count
+ * the parent's sleeping thread as a waiter, which a broadcast would wait for: it is made
+ * anew (no thread of the child waits on it). */
 static void after_fork_in_child(void)
 {
     for (pcg_sampler *s = registry; s != NULL; s = s->next_registered) {
         if (atomic_load(&s->state) != PCG_SAMPLER_CLOSED)
             atomic_store(&s->state, PCG_SAMPLER_IDLE);
+        memset(&s->state_changed, 0, sizeof s->state_changed);
+        init_cond(s);
         pthread_mutex_unlock(&s->lock);
         pthread_mutex_unlock(&s->state_lock);
     }
@@ -61,9 +67,9 @@ static void install_fork_handlers(void)
     pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child);
 }
 
-/* Returns 0 after initialising the lock and the condition variable the thread sleeps on,
- * which times out on CLOCK_MONOTONIC (the deadlines' clock), or -errno. */
-static int init_sync(pcg_sampler *s)
+/* Returns 0 after initialising the condition variable the thread sleeps on, which times
+ * out on CLOCK_MONOTONIC (the deadlines' clock), or -errno. */
+static int init_cond(pcg_sampler *s)
 {
     pthread_condattr_t attr;
     int rc = pthread_condattr_init(&attr);
@@ -73,8 +79,15 @@ static int init_sync(pcg_sampler *s)
     if (rc == 0)
         rc = pthread_cond_init(&s->state_changed, &attr);
     pthread_condattr_destroy(&attr);
+    return -rc;
+}
+
+/* Returns 0 after initialising the locks and the condition variable, or -errno. */
+static int init_sync(pcg_sampler *s)
+{
+    int rc = init_cond(s);
     if (rc != 0)
-        return -rc;
+        return rc;
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->state_lock, NULL);
     return 0;

@@ -159,10 +159,10 @@ def extreme_rates(backend, workdir):
     for hz in (1 / 3600, 1e-3, 1.0, 1e5):
         for _ in range(3):
             s = pycgroup.Sampler(V2_METRICS, cgroup=cg, hz=hz, backend=backend).start()
-            time.sleep(0.005)
-            s.stop()  # a hang here is the parent's timeout
+            while s.stats.samples == 0:  # the first row is due at once, whatever the rate
+                time.sleep(0.001)
+            s.stop()  # asleep until the next deadline, up to an hour away: must wake now
             assert not s.running
-            assert s.stats.samples >= 1
             s.close()
 
 
@@ -178,7 +178,7 @@ def file_grows_while_sampling(backend, workdir):
     s = pycgroup.Sampler(["memory.stat.inactive_file"], cgroup=cg, hz=1000, backend=backend,
                          every={"memory.stat.*": 1}).start()
     time.sleep(0.05)
-    extra = "".join(f"padding_{i:05d} {i}\n" for i in range(4000)).encode()  # ~80 KiB
+    extra = "".join(f"padding_{i:05d} {i}\n" for i in range(800)).encode()  # 16 KiB: 4x the buffer
     fd = os.open(path, os.O_WRONLY | os.O_APPEND)
     grown_at = time.monotonic_ns()
     os.write(fd, extra)
@@ -187,7 +187,7 @@ def file_grows_while_sampling(backend, workdir):
     s.stop()
     data = s.data()
     after = data["memory.stat.inactive_file"][data.t_ns > grown_at + 20_000_000]
-    assert len(after) > 5, len(after)  # the pure thread parses 4,000 lines a tick
+    assert len(after) > 5, len(after)
     assert MISSING not in after.tolist(), f"{(after == MISSING).sum()} of {len(after)} missing"
     s.close()
 
@@ -279,8 +279,8 @@ def distinct_read_lists(backend, workdir):
         if i % 500 == 0:
             peak = max(peak, len(os.listdir("/proc/self/fd")) - fds_before)
     peak = max(peak, len(os.listdir("/proc/self/fd")) - fds_before)
-    cache = pycgroup.cgroup.READ_CACHE_SIZE
-    assert peak <= cache * 5, f"{peak} fds held after {calls} distinct lists"
+    # At most a few lists' files (16 lists of 3 files here), however many lists were used.
+    assert peak <= 100, f"{peak} fds held after {calls} distinct lists"
     cg.close()
     assert len(os.listdir("/proc/self/fd")) <= fds_before
 
@@ -290,7 +290,8 @@ def distinct_read_lists(backend, workdir):
 @scenario
 def gpu_history_while_sampling(backend, workdir):
     """The thread drains the driver's samples while another thread copies the history:
-    every copy is in time order; a history kind out of range is a ValueError."""
+    every copy is in time order; a history kind out of range, or a row too short for a
+    group's columns, is a ValueError."""
     s = pycgroup.Sampler(["gpu0.power_mw", "gpu0.util.gpu"], hz=20000, backend=backend,
                          every={"gpu*": 1}).start()
     (group,) = s._plan.gpu_groups
@@ -312,6 +313,12 @@ def gpu_history_while_sampling(backend, workdir):
                 pass
             else:
                 raise AssertionError(f"history kind {kind} was accepted")
+        try:  # a row too short for the group's columns
+            group.read_into(np.zeros(group.row_length - 1, dtype=np.int64))
+        except ValueError:
+            pass
+        else:
+            raise AssertionError("a GPU group wrote past the end of a short row")
     s.close()
 
 

@@ -293,6 +293,10 @@ cdef class Engine:
         if pointers == NULL:
             raise MemoryError()
         for i, group in enumerate(groups):
+            if group.row_length > self._reader.ncolumns:
+                free(pointers)
+                raise ValueError(f"GPU group {group.label} fills {group.row_length} columns, "
+                                 f"the row has {self._reader.ncolumns}")
             pointers[i] = &group._gpu
         rc = pcg_sampler_set_gpus(&self._sampler, pointers, len(groups), every)
         if rc != 0:
@@ -499,6 +503,7 @@ cdef class GpuGroup:
     cdef bint _ready
     cdef readonly str label
     cdef readonly tuple columns
+    cdef readonly Py_ssize_t row_length  # the shortest row the bound columns fit in
 
     def __cinit__(self, Nvml nvml, unsigned int index, columns, unsigned int pid,
                   uint64_t history_capacity=4096, label=""):
@@ -506,6 +511,8 @@ cdef class GpuGroup:
         if len(columns) != PCG_GPU_NMETRICS:
             raise ValueError(f"need {PCG_GPU_NMETRICS} columns, got {len(columns)}")
         for i, c in enumerate(columns):
+            if c is not None and not 0 <= c < PCG_GPU_NO_COLUMN:
+                raise ValueError(f"column {c} of metric {i} is out of range")
             columns_c[i] = PCG_GPU_NO_COLUMN if c is None else c
         rc = pcg_gpu_init(&self._gpu, &nvml._nvml, index, columns_c, pid, history_capacity)
         if rc == -ENOMEM:
@@ -516,6 +523,7 @@ cdef class GpuGroup:
         self._ready = True
         self.label = label
         self.columns = tuple(columns)
+        self.row_length = max([c + 1 for c in columns if c is not None], default=0)
 
     def __dealloc__(self):
         if self._ready:
@@ -523,6 +531,7 @@ cdef class GpuGroup:
 
     def read_into(self, int64_t[::1] row):
         """Reads the bound metrics into row; returns 0 or -errno (-ENODEV: GPU lost)."""
+        self._check_row(row.shape[0])
         with nogil:
             rc = pcg_gpu_read(&self._gpu, &row[0])
         return rc
@@ -531,10 +540,15 @@ cdef class GpuGroup:
         """Reads the group `times` times in a C loop (for benchmarks); returns the last rc."""
         cdef int64_t[::1] row = row_array
         cdef int rc = 0
+        self._check_row(row.shape[0])
         with nogil:
             for _ in range(times):
                 rc = pcg_gpu_read(&self._gpu, &row[0])
         return rc
+
+    def _check_row(self, Py_ssize_t length):
+        if length < self.row_length or length == 0:
+            raise ValueError(f"row has {length} slots, the GPU group fills {self.row_length}")
 
     def error(self):
         """Returns the exception describing the last failed read."""

@@ -1,9 +1,9 @@
 /* Stress test of the sampler's lifecycle and the GPU history, for -fsanitize=thread (data
  * races) and -fsanitize=address,undefined (use after free). Each round starts a sampler
  * over a file and a fake NVML GPU, then at once: one thread starts and stops it, one
- * stops it, one takes rows with sample_now, one copies the ring and the GPU history
- * (which must be in time order), and the main thread closes the sampler and then the
- * reader while they run. After close, start and sample_now must answer -ESHUTDOWN.
+ * stops it, one takes rows with sample_now, one reads the reader directly, one copies
+ * the ring and the GPU history (which must be in time order), and the main thread closes
+ * the sampler and then the reader while they run. After close, start and sample_now must answer -ESHUTDOWN.
  *
  * Usage: stress_lifecycle ROUNDS FILE [LIBNVIDIA_ML] (FAKE_NVML_SCRIPT set for the fake) */
 #include <errno.h>
@@ -77,6 +77,19 @@ static void *sample_now(void *arg)
     return NULL;
 }
 
+/* Reads the reader directly (as CGroup.read does) while the main thread closes it. */
+static void *direct_reads(void *arg)
+{
+    (void)arg;
+    int64_t row[WIDTH - 1];
+    for (int i = 0; i < 400; i++) {
+        size_t failed = pcg_reader_read(&reader, row);
+        if (failed != 0 || (row[0] < 0 && row[0] != INT64_MIN))
+            fail("a direct read failed or read a bad value");
+    }
+    return NULL;
+}
+
 static void *copier(void *arg)
 {
     (void)arg;
@@ -122,9 +135,9 @@ static void round_trip(const char *path, int round)
     atomic_store(&closed, 0);
     if (pcg_sampler_start(&sampler) != 0)
         fail("start");
-    pthread_t t[4];
-    void *(*bodies[4])(void *) = {start_stop, stopper, sample_now, copier};
-    for (int i = 0; i < 4; i++)
+    pthread_t t[5];
+    void *(*bodies[5])(void *) = {start_stop, stopper, sample_now, copier, direct_reads};
+    for (int i = 0; i < 5; i++)
         pthread_create(&t[i], NULL, bodies[i], NULL);
     pause_us(200 + 37 * (round % 40));
     pcg_sampler_close(&sampler);
@@ -132,7 +145,7 @@ static void round_trip(const char *path, int round)
     if (pcg_sampler_running(&sampler))
         fail("running after close");
     pcg_reader_close(&reader); /* sample_now calls may still be coming: they must refuse */
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         pthread_join(t[i], NULL);
     if (pcg_sampler_close(&sampler) != -EALREADY)
         fail("a second close did not answer -EALREADY");
