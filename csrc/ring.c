@@ -106,6 +106,86 @@ uint64_t pcg_ring_position_at(pcg_ring *r, int64_t t)
     return lo;
 }
 
+/* Returns 0 after copying the newest complete row into out, or -ENODATA. */
+int pcg_ring_copy_newest(pcg_ring *r, int64_t *out, uint64_t *pos)
+{
+    for (;;) {
+        /* Pairs with the release store in pcg_ring_push: the row before `end` is complete. */
+        uint64_t end = atomic_load_explicit(&r->committed, memory_order_acquire);
+        if (end == 0)
+            return -ENODATA;
+        uint64_t p = end - 1;
+        const _Atomic int64_t *slot = r->slots + (p & r->mask) * r->width;
+        for (uint32_t c = 0; c < r->width; c++)
+            out[c] = atomic_load_explicit(&slot[c], memory_order_relaxed);
+        /* As in pcg_ring_copy: a value from a newer row implies that row is seen begun. */
+        atomic_thread_fence(memory_order_acquire);
+        if (p >= oldest_intact(r, atomic_load_explicit(&r->begun, memory_order_relaxed))) {
+            *pos = p;
+            return 0;
+        }
+    }
+}
+
+/* Returns whether v is a present value: neither missing nor unlimited. */
+static int present(int64_t v)
+{
+    return v != INT64_MIN && v != INT64_MAX;
+}
+
+/* Returns how many rows [from, to] with t >= t_min were folded into peaks, or -1. */
+int64_t pcg_ring_peaks(pcg_ring *r, uint64_t from, uint64_t to, int64_t t_min,
+                       int64_t max_gap_ns, int64_t *peaks, int ws_current, int ws_inactive,
+                       int64_t *ws_peak, uint64_t *gaps)
+{
+    uint32_t ncols = r->width - 1;
+    int64_t used = 0, ws = INT64_MIN, previous = INT64_MIN;
+    uint64_t gapped = 0;
+    for (uint32_t c = 0; c < ncols; c++)
+        peaks[c] = INT64_MIN;
+    uint64_t end = atomic_load_explicit(&r->committed, memory_order_acquire);
+    if (to >= end || from > to)
+        return -1;
+    for (uint64_t p = from; p <= to; p++) {
+        const _Atomic int64_t *slot = r->slots + (p & r->mask) * r->width;
+        int64_t t = atomic_load_explicit(&slot[0], memory_order_relaxed);
+        if (previous != INT64_MIN && t - previous > max_gap_ns)
+            gapped++;
+        previous = t;
+        if (t < t_min)
+            continue;
+        used++;
+        for (uint32_t c = 0; c < ncols; c++) {
+            int64_t v = atomic_load_explicit(&slot[c + 1], memory_order_relaxed);
+            if (present(v) && (peaks[c] == INT64_MIN || v > peaks[c]))
+                peaks[c] = v;
+        }
+        if (ws_current > 0 && ws_inactive > 0) {
+            int64_t cur = atomic_load_explicit(&slot[ws_current], memory_order_relaxed);
+            int64_t ina = atomic_load_explicit(&slot[ws_inactive], memory_order_relaxed);
+            if (present(cur) && present(ina)) {
+                int64_t w = cur > ina ? cur - ina : 0;
+                if (w > ws)
+                    ws = w;
+            }
+        }
+    }
+    /* As in pcg_ring_copy: any value read from a newer row shows that row begun. */
+    atomic_thread_fence(memory_order_acquire);
+    if (from < oldest_intact(r, atomic_load_explicit(&r->begun, memory_order_relaxed)))
+        return -1;
+    if (ws_peak != NULL)
+        *ws_peak = ws;
+    *gaps = gapped;
+    /* Everything up to `from` was read: the watermark may move past these rows too. */
+    uint64_t seen = atomic_load_explicit(&r->read_end, memory_order_relaxed);
+    while (seen >= from && seen <= to &&
+           !atomic_compare_exchange_weak_explicit(&r->read_end, &seen, to + 1,
+                                                  memory_order_relaxed, memory_order_relaxed))
+        ;
+    return used;
+}
+
 /* Frees the rows; safe to call twice. */
 void pcg_ring_free(pcg_ring *r)
 {

@@ -35,6 +35,23 @@ uint64_t pcg_ring_copy(pcg_ring *r, uint64_t from, int64_t *out, uint64_t max_ro
  * committed position when there is none. Timestamps must not decrease. Any thread. */
 uint64_t pcg_ring_position_at(pcg_ring *r, int64_t t);
 
+/* Returns 0 after copying the newest complete row into out (width int64s) and its
+ * position into *pos, or -ENODATA when no row was pushed yet. Seqlock-consistent: a row
+ * overwritten while it was being copied is copied again. O(width); any thread. */
+int pcg_ring_copy_newest(pcg_ring *r, int64_t *out, uint64_t *pos);
+
+/* Returns how many rows of positions [from, to] with timestamp >= t_min were folded into
+ * peaks (width - 1 int64s: each column's largest value that is neither missing nor
+ * unlimited, PCG_MISSING-style INT64_MIN where none), or -1 when some of those rows
+ * were overwritten before they were read (peaks then mean nothing). When ws_current and
+ * ws_inactive are column indices (1-based, as in a row), *ws_peak receives the largest
+ * max(0, current - inactive) over the same rows. Advances the read watermark over the
+ * rows when everything before them was read already. *gaps receives how many pairs of
+ * consecutive rows among them lie more than max_gap_ns apart. Any thread. */
+int64_t pcg_ring_peaks(pcg_ring *r, uint64_t from, uint64_t to, int64_t t_min,
+                       int64_t max_gap_ns, int64_t *peaks, int ws_current, int ws_inactive,
+                       int64_t *ws_peak, uint64_t *gaps);
+
 /* Frees the rows; safe to call twice. */
 void pcg_ring_free(pcg_ring *r);
 

@@ -216,6 +216,17 @@ int64_t pcg_sampler_sample_now(pcg_sampler *s)
     return t;
 }
 
+/* Returns the timestamp of a row read now, after copying it into out and its position. */
+int64_t pcg_sampler_sample_into(pcg_sampler *s, int64_t *out, uint64_t *pos)
+{
+    pthread_mutex_lock(&s->lock);
+    int64_t t = take_row(s, 0, true);
+    memcpy(out, s->row, s->ring->width * sizeof *out);
+    *pos = atomic_load_explicit(&s->ring->committed, memory_order_relaxed) - 1;
+    pthread_mutex_unlock(&s->lock);
+    return t;
+}
+
 /* Returns how many buffers were resized to fit sources whose content outgrew them. */
 int pcg_sampler_grow_outgrown(pcg_sampler *s)
 {

@@ -57,6 +57,10 @@ int pcg_sampler_stop(pcg_sampler *s);
 /* Returns the timestamp of a row read now, in the calling thread, from every source. */
 int64_t pcg_sampler_sample_now(pcg_sampler *s);
 
+/* Returns the timestamp of a row read now, in the calling thread, from every source, after
+ * copying that row (ring width int64s) into out and its ring position into *pos. */
+int64_t pcg_sampler_sample_into(pcg_sampler *s, int64_t *out, uint64_t *pos);
+
 /* Returns how many buffers were resized to fit sources whose content outgrew them. */
 int pcg_sampler_grow_outgrown(pcg_sampler *s);
 

@@ -138,8 +138,8 @@ def test_span_measures_its_block(tree, backend):
     assert sp.peak["memory.working_set"] == 157286400 - 41943040
     assert sp.throttling.cpu_throttled_fraction == 4 / 8
     assert sp.throttling.cpu_limit_cores == 0.5  # the parent's cpu.max in this tree
-    assert sp.duration_s > 0 and len(sp.samples) == 2
-    assert [m.label for m in s.marks()] == ["step"]
+    assert sp.duration_s > 0 and sp.boundary_error_ns == 0  # no thread: rows read at enter/exit
+    assert s.marks() == []  # spans are not marks
 
 
 def test_steps_table(tree, backend):
@@ -157,9 +157,58 @@ def test_steps_table(tree, backend):
     s.mark("batch")
     s.mark("other")
     table = s.steps("batch")
-    assert len(table["start_ns"]) == 4
-    assert table["cpu.stat.usage_usec"].tolist() == [1000, 2000, 3000, 4000]
+    assert len(table) == 4
+    assert table["cpu.stat.usage_usec.delta"].tolist() == [1000, 2000, 3000, 4000]
     assert table["memory.current.peak"].tolist() == [157286400] * 4
     assert np.all(table["duration_s"] > 0)
     assert np.array_equal(table["start_ns"][1:], table["end_ns"][:-1])
-    assert len(s.steps("other")["start_ns"]) == 0
+    assert len(s.steps("other")) == 0
+
+
+# --- windowed rates, resampling and gaps -------------------------------------------
+
+def steady(n, period_ns, per_row, jitter=None):
+    """Rows every period_ns of a counter growing per_row a row (jitter: extra per row)."""
+    t = np.arange(n, dtype=np.int64) * period_ns
+    step = np.full(n, per_row, dtype=np.int64) if jitter is None else per_row + jitter
+    usage = np.cumsum(step) - step[0]
+    rows = np.zeros((n, len(COLUMNS) + 1), dtype=np.int64)
+    rows[:, 0], rows[:, 1] = t, usage
+    rows[:, 5] = 1000 + (np.arange(n) % 7) * 10  # memory.current: a saw-tooth
+    return Samples(rows, COLUMNS, period_ns=period_ns)
+
+
+def test_windowed_rate_smooths_a_counter_updated_in_ticks():
+    """usage_usec advancing 4000 µs every 4th row of 1 ms (a 250 Hz tick, 1 core busy):
+    raw per-row rates read 4 cores or 0; a 20 ms window reads 1 core."""
+    jitter = np.where(np.arange(400) % 4 == 0, 4000, 0)
+    s = steady(400, 1_000_000, 0, jitter)
+    raw = s.rate("cpu.stat.usage_usec") / 1e6
+    assert raw.max() == pytest.approx(4.0) and raw.min() == 0
+    windowed = s.rate("cpu.stat.usage_usec", window_s=0.02) / 1e6
+    assert len(windowed) == len(raw)
+    assert windowed[30:] == pytest.approx(1.0, rel=0.06)
+    with pytest.raises(ValueError, match="window_s"):
+        s.rate("cpu.stat.usage_usec", window_s=0)
+
+
+def test_resample_keeps_counters_exact_and_gauges_peak():
+    s = steady(100, 1_000_000, 500)  # 1 kHz rows
+    r = s.resample(0.01)  # 100 Hz
+    assert len(r) == 10 and np.all(np.diff(r.t_ns) == 10_000_000)
+    assert r["cpu.stat.usage_usec"].tolist() == [500 * 10 * k for k in range(10)]
+    assert r.total("cpu.stat.usage_usec") == s["cpu.stat.usage_usec"][90]
+    assert r["memory.current"][1:].tolist() == [1060] * 9  # the saw-tooth's top in each bin
+    with pytest.raises(ValueError, match="period_s"):
+        s.resample(-1)
+
+
+def test_gaps_are_where_rows_are_missing():
+    s = steady(10, 1_000_000, 1)
+    assert s.gaps.tolist() == [] and s.throttling().complete
+    rows = np.delete(s.to_numpy(), [4, 5, 6], axis=0)  # three rows lost
+    holed = Samples(rows, COLUMNS, period_ns=1_000_000)
+    assert holed.gaps.tolist() == [4]
+    assert holed.total("cpu.stat.usage_usec") == 9  # a delta across a gap is still exact
+    assert holed.throttling().complete is False
+    assert Samples(rows, COLUMNS).gaps.tolist() == []  # no period: gaps unknown

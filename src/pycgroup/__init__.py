@@ -13,6 +13,8 @@ from pycgroup.limits import Limits, available_memory, limits
 from pycgroup import gpu
 from pycgroup.samples import GpuThrottling, Samples, Throttling
 from pycgroup.sampler import Mark, Sampler, SamplerStats, Span
+from pycgroup.steps import Steps
+from pycgroup.summary import Distribution, StepSummary
 from pycgroup.errors import (NewerRecordingFormat, NotARecording, RecordingError,
                              TruncatedRecording)
 from pycgroup.export.files import Recording, load, save
@@ -30,6 +32,7 @@ __all__ = [
     "NewerRecordingFormat",
     "CGroup",
     "CgroupGone",
+    "Distribution",
     "Error",
     "GpuThrottling",
     "Limits",
@@ -42,6 +45,8 @@ __all__ = [
     "Samples",
     "SamplerClosed",
     "Span",
+    "StepSummary",
+    "Steps",
     "Throttling",
     "available_memory",
     "current",

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.errno cimport EALREADY, EINVAL, EIO, ENODEV, ENOMEM, EOVERFLOW
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
@@ -20,12 +20,14 @@ from pycgroup._core.reader cimport (
     pcg_reader_open, pcg_reader_read,
 )
 from pycgroup._core.ring cimport (
-    pcg_ring, pcg_ring_copy, pcg_ring_free, pcg_ring_init, pcg_ring_position_at,
+    pcg_ring, pcg_ring_copy, pcg_ring_copy_newest, pcg_ring_free, pcg_ring_init,
+    pcg_ring_peaks, pcg_ring_position_at,
 )
 from pycgroup._core.sampler cimport (
     pcg_sampler, pcg_sampler_destroy, pcg_sampler_grow_outgrown, pcg_sampler_init,
     pcg_sampler_set_gpus,
-    pcg_sampler_lateness_quantile, pcg_sampler_sample_now, pcg_sampler_start, pcg_sampler_stop,
+    pcg_sampler_lateness_quantile, pcg_sampler_sample_into, pcg_sampler_sample_now,
+    pcg_sampler_start, pcg_sampler_stop,
 )
 from pycgroup._core.source cimport (
     PCG_FMT_COLON_KEYED, PCG_FMT_CPU_MAX, PCG_FMT_FLAT_KEYED, PCG_FMT_PID_STAT, PCG_FMT_PSI,
@@ -288,6 +290,47 @@ cdef class Engine:
         if self._sampler.last_error == -EOVERFLOW:  # rare: a file outgrew its buffer
             pcg_sampler_grow_outgrown(&self._sampler)
         return t
+
+    def boundary(self, bint exact):
+        """Returns a span boundary as bytes of int64 [position, t_ns, columns...]: a copy
+        of the newest row, or (exact, or no thread running) of a row read now."""
+        cdef uint32_t width = self._ring.width
+        cdef bytes out = PyBytes_FromStringAndSize(NULL, (width + 1) * sizeof(int64_t))
+        cdef int64_t *buf = <int64_t *>PyBytes_AS_STRING(out)
+        cdef uint64_t pos = 0
+        if exact or not self._sampler.running or pcg_ring_copy_newest(&self._ring, buf + 1,
+                                                                      &pos) != 0:
+            with nogil:
+                pcg_sampler_sample_into(&self._sampler, buf + 1, &pos)
+        buf[0] = <int64_t>pos
+        return out
+
+    def span_end(self, bytes start, bint exact, int64_t t_min, int64_t max_gap_ns,
+                 int ws_current, int ws_inactive):
+        """Returns a span's end as bytes of int64: [position, t_ns, columns...] (as
+        boundary()), then [rows, working-set peak, gaps], then each column's peak over
+        the rows from start's position to the end's (see pcg_ring_peaks)."""
+        cdef uint32_t width = self._ring.width
+        cdef bytes out = PyBytes_FromStringAndSize(NULL, (2 * width + 3) * sizeof(int64_t))
+        cdef int64_t *buf = <int64_t *>PyBytes_AS_STRING(out)
+        cdef uint64_t pos = 0, gaps = 0, first = (<const int64_t *>PyBytes_AS_STRING(start))[0]
+        if exact or not self._sampler.running or pcg_ring_copy_newest(&self._ring, buf + 1,
+                                                                      &pos) != 0:
+            with nogil:
+                pcg_sampler_sample_into(&self._sampler, buf + 1, &pos)
+        buf[0] = <int64_t>pos
+        buf[width + 2] = PCG_MISSING
+        if pos - first > 256:  # a long span: scan its rows without holding the GIL
+            with nogil:
+                buf[width + 1] = pcg_ring_peaks(&self._ring, first, pos, t_min, max_gap_ns,
+                                                buf + width + 4, ws_current, ws_inactive,
+                                                buf + width + 2, &gaps)
+        else:
+            buf[width + 1] = pcg_ring_peaks(&self._ring, first, pos, t_min, max_gap_ns,
+                                            buf + width + 4, ws_current, ws_inactive,
+                                            buf + width + 2, &gaps)
+        buf[width + 3] = <int64_t>gaps
+        return out
 
     def after_fork_in_child(self):
         """Nothing to do: sampler.c's pthread_atfork handler marked the thread gone."""

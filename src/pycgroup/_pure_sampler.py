@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import threading
 import time
+from array import array
 
 import numpy as np
 
-from pycgroup.formats import MISSING
+from pycgroup.formats import MISSING, UNLIMITED
 
 LATENESS_BUCKETS = 10_000
 
@@ -100,6 +101,46 @@ class PureEngine:
             self._thread.join()
             self._thread = None
 
+    def _newest(self, exact: bool):
+        """Returns [position, row...] of the newest row, or of one read now."""
+        with self._lock:
+            if exact or not self.running or self._position == 0:
+                self._take_row(None)
+            return [self._position - 1, *self._rows[(self._position - 1) % self.capacity].tolist()]
+
+    def boundary(self, exact: bool) -> bytes:
+        """As pycgroup._native.Engine.boundary."""
+        return array("q", self._newest(exact)).tobytes()
+
+    def span_end(self, start: bytes, exact: bool, t_min: int, max_gap_ns: int,
+                 ws_current: int, ws_inactive: int) -> bytes:
+        """As pycgroup._native.Engine.span_end."""
+        end = self._newest(exact)
+        first, last = array("q", start[:8])[0], end[0]
+        ncols = self.width - 1
+        peaks, ws, used, gaps = [MISSING] * ncols, MISSING, 0, 0
+        with self._lock:
+            if first < self._position - self.capacity or last >= self._position:
+                used = -1
+            else:
+                rows = self._rows[np.arange(first, last + 1) % self.capacity]
+                gaps = int((np.diff(rows[:, 0]) > max_gap_ns).sum())
+                rows = rows[rows[:, 0] >= t_min]
+                used = len(rows)
+                if ws_current > 0 and ws_inactive > 0 and used:
+                    cur, ina = rows[:, ws_current], rows[:, ws_inactive]
+                    ok = _present(cur) & _present(ina)
+                    if ok.any():
+                        ws = int(np.maximum(cur[ok] - ina[ok], 0).max())
+                for c in range(ncols):
+                    values = rows[:, c + 1]
+                    values = values[_present(values)]
+                    if len(values):
+                        peaks[c] = int(values.max())
+                if first <= self._read_end <= last:
+                    self._read_end = last + 1
+        return array("q", [*end, used, ws, gaps, *peaks]).tobytes()
+
     def after_fork_in_child(self):
         """The thread did not survive fork; the lock may have been held by it."""
         self._thread = None
@@ -144,3 +185,7 @@ class PureEngine:
             "lateness_max_us": self._lateness_max_ns / 1000,
             "position": self._position,
         }
+
+
+def _present(values: np.ndarray) -> np.ndarray:
+    return (values != MISSING) & (values != UNLIMITED)

@@ -10,15 +10,20 @@ import os
 import time
 import weakref
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 
-from pycgroup import catalogue, plan
+from pycgroup import plan
+from pycgroup import steps as steps_table
 from pycgroup.sources import Source
 from pycgroup.cgroup import CGroup, current, missing_reason
 from pycgroup.limits import limits as read_limits
+from pycgroup.marks import Mark, MarkStore
 from pycgroup.samples import Origin, Samples
+from pycgroup.span_store import SpanStore
+from pycgroup.spans import Span
+from pycgroup.steps import RowLayout, Steps
+from pycgroup.summary import StepSummary
 
 #: Metrics sampled when none are named (those this cgroup does not have are left out).
 DEFAULT_METRICS = (
@@ -41,9 +46,7 @@ MAX_CAPACITY = 2**30
 _live_samplers: "weakref.WeakSet[Sampler]" = weakref.WeakSet()
 
 
-class Mark(NamedTuple):
-    t_ns: int  # CLOCK_MONOTONIC, as time.monotonic_ns()
-    label: str
+_monotonic_ns = time.monotonic_ns
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ class SamplerStats:
     period_error_p50_us: float  # how late the thread woke after its deadlines
     period_error_p99_us: float
     period_error_max_us: float
+    marks_dropped: int = 0  # marks pushed out of the bounded mark store by newer ones
+    spans_dropped: int = 0  # finished spans let go by steps()' store (still in summary())
 
 
 def _capacity(capacity) -> int:
@@ -81,10 +86,14 @@ class Sampler:
 
     ``every`` maps metric-name patterns to divisors: a file holding a matching metric
     is read on every Nth tick (the smallest N of its metrics); between reads its
-    columns keep the last value read."""
+    columns keep the last value read.
+
+    ``marks_capacity`` bounds the marks kept, ``spans_capacity`` the finished spans
+    kept per label for steps(); summary() counts every span regardless."""
 
     def __init__(self, metrics=None, capacity: int = 65536, hz: float = 1000.0,
-                 cgroup: CGroup | None = None, backend: str = "native", every=None):
+                 cgroup: CGroup | None = None, backend: str = "native", every=None,
+                 marks_capacity: int = 65536, spans_capacity: int = 65536):
         self.capacity = _capacity(capacity)
         self.period_ns = _period_ns(hz)
         self.hz = 1e9 / self.period_ns
@@ -114,7 +123,9 @@ class Sampler:
         #: Where and how rows are recorded, with a CLOCK_REALTIME/CLOCK_MONOTONIC anchor
         #: pair read now: what files, DataFrames and traces need to place the rows.
         self.origin = Origin.of(self.cgroup, self.period_ns, lim)
-        self._marks: list = []
+        self._layout = RowLayout.of(self.columns, self.period_ns)
+        self._marks = MarkStore(marks_capacity)
+        self._spans = SpanStore(spans_capacity, self._layout)
         self._forked = False  # set in a fork's child by _after_fork_in_child
         _live_samplers.add(self)
 
@@ -183,8 +194,12 @@ class Sampler:
         rows, _ = self._engine.copy(0, since_ns, last)
         if since_ns is not None and len(rows) and rows[0, 0] < since_ns:
             rows = rows[rows[:, 0] >= since_ns]
+        return self._samples(rows)
+
+    def _samples(self, rows: np.ndarray) -> Samples:
         return Samples(rows, self.columns, effective_memory_bytes=self._effective_memory,
-                       cpu_limit_cores=self._cpu_limit, origin=self.origin)
+                       cpu_limit_cores=self._cpu_limit, period_ns=self.period_ns,
+                       origin=self.origin)
 
     def data_from(self, position: int) -> tuple:
         """Returns (Samples, first): the held rows from ring position ``position`` on
@@ -195,52 +210,54 @@ class Sampler:
             raise ValueError(f"position must be an int >= 0, not {position!r}")
         rows, first = self._engine.copy(position)
         return (Samples(rows, self.columns, effective_memory_bytes=self._effective_memory,
-                        cpu_limit_cores=self._cpu_limit, origin=self.origin), int(first))
+                        cpu_limit_cores=self._cpu_limit, period_ns=self.period_ns,
+                       origin=self.origin), int(first))
 
     @property
     def stats(self) -> SamplerStats:
         s = self._engine.stats()
         return SamplerStats(s["samples"], s["dropped"], s["overruns"], s["read_errors"],
                             s["last_error"], s["lateness_p50_us"], s["lateness_p99_us"],
-                            s["lateness_max_us"])
+                            s["lateness_max_us"], self._marks.dropped, self._spans.dropped)
 
     # --- marks, spans and steps -------------------------------------------------------
 
     def mark(self, label: str) -> int:
-        """Records a labelled instant; returns its timestamp."""
-        t = time.monotonic_ns()
-        self._marks.append(Mark(t, label))
+        """Records a labelled instant (any thread); returns its timestamp, CLOCK_MONOTONIC
+        ns. Costs well under a microsecond: no row is read."""
+        t = _monotonic_ns()
+        self._marks.add(t, label)
         return t
 
     def marks(self, label: str | None = None) -> list:
-        """Returns the marks (with that label), oldest first."""
-        found = sorted(self._marks)
-        return [m for m in found if label is None or m.label == label]
+        """Returns the held marks (with that label), oldest first, as Mark(t_ns, label).
+        The store keeps the newest ``marks_capacity``; stats.marks_dropped counts the rest."""
+        return self._marks.marks(label)
 
-    def span(self, label: str) -> "Span":
-        """Returns a context manager measuring the block it wraps (see Span)."""
-        return Span(self, label)
+    def span(self, label: str, exact: bool = False) -> Span:
+        """Returns a context manager measuring the block it wraps (see Span): it copies
+        the newest row the thread published at enter and exit (microseconds), or with
+        ``exact=True`` (and whenever no thread runs) reads a row itself at each."""
+        return Span(self, label, exact)
 
-    def steps(self, label: str) -> dict:
-        """Returns a table (a dict of equal-length numpy arrays) with one row per interval
-        between consecutive marks with this label: start_ns, end_ns, duration_s, the
-        cpu_cores_used and cpu_throttled_fraction of the interval, each counter's delta
-        and each gauge's peak."""
-        marks = [m.t_ns for m in self.marks(label)]
-        table = {"start_ns": np.array(marks[:-1], dtype=np.int64),
-                 "end_ns": np.array(marks[1:], dtype=np.int64)}
-        table["duration_s"] = (table["end_ns"] - table["start_ns"]) / 1e9
-        data = self.data(since_ns=marks[0]) if marks else self.data(last=0)
-        intervals = [data.between(a, b) for a, b in zip(marks, marks[1:])]
-        throttling = [i.throttling() for i in intervals]
-        table["cpu_cores_used"] = _floats(t.cpu_cores_used for t in throttling)
-        table["cpu_throttled_fraction"] = _floats(t.cpu_throttled_fraction for t in throttling)
-        for name in self.columns:
-            if catalogue.kind(name) == catalogue.COUNTER:
-                table[name] = _floats(i.total(name) for i in intervals)
-            else:
-                table[name + ".peak"] = _floats(i.peak(name) for i in intervals)
-        return table
+    def steps(self, label: str) -> Steps:
+        """Returns one row per finished span with this label, the last included, each
+        over the span's own [start, end). With no span of that label, one row per
+        interval between consecutive marks with it (an open last interval is not a step
+        yet). See Steps for the columns."""
+        spans = self._spans.spans(label)
+        if spans:
+            bounds = steps_table.from_spans(spans, self._layout)
+        else:
+            marks = [m.t_ns for m in self.marks(label)]
+            rows, _ = self._engine.copy(0, None, None if len(marks) > 1 else 0)
+            bounds = steps_table.from_marks(marks, rows, self._layout)
+        return Steps(steps_table.table(bounds, self._layout))
+
+    def summary(self, label: str) -> StepSummary:
+        """Returns running statistics of every span with this label that finished (kept
+        in O(1) memory, so they cover runs far longer than the ring)."""
+        return self._spans.summary(label)
 
     def gpu_history(self, gpu: int = 0) -> dict:
         """Returns the driver's own samples of gpu<N> drained so far, oldest first:
@@ -261,49 +278,9 @@ class Sampler:
         self._plan.reader.close()
 
 
-def _floats(values) -> np.ndarray:
-    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-
-
 def _readable(cg: CGroup, name: str) -> bool:
     where = cg.resolve(name)
     return isinstance(where, Source) and missing_reason(where) is None
-
-
-class Span:
-    """``with sampler.span("step") as sp:`` takes a row on entry and on exit; afterwards
-    ``sp.samples`` holds the rows between, ``sp.delta`` each counter's change,
-    ``sp.peak`` each gauge's maximum and ``sp.throttling`` the Throttling."""
-
-    def __init__(self, sampler: Sampler, label: str):
-        self._sampler = sampler
-        self.label = label
-        self.start_ns = self.end_ns = None
-        self.samples = self.throttling = None
-        self.delta: dict = {}
-        self.peak: dict = {}
-
-    def __enter__(self) -> "Span":
-        self.start_ns = self._sampler.sample()
-        self._sampler._marks.append(Mark(self.start_ns, self.label))
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.end_ns = self._sampler.sample()
-        self.samples = self._sampler.data(since_ns=self.start_ns).between(self.start_ns,
-                                                                          self.end_ns)
-        for name in self._sampler.columns:
-            if catalogue.kind(name) == catalogue.COUNTER:
-                self.delta[name] = self.samples.total(name)
-            else:
-                self.peak[name] = self.samples.peak(name)
-        if catalogue.WORKING_SET in self.samples:
-            self.peak[catalogue.WORKING_SET] = self.samples.peak(catalogue.WORKING_SET)
-        self.throttling = self.samples.throttling()
-
-    @property
-    def duration_s(self) -> float | None:
-        return None if self.end_ns is None else (self.end_ns - self.start_ns) / 1e9
 
 
 def _stop_all_at_exit():

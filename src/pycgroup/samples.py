@@ -105,6 +105,9 @@ class Throttling:
     oom_kills: int | None
     memory_headroom_bytes: int | None  # effective memory limit - peak working set
     gpus: tuple = ()  # GpuThrottling for each sampled GPU
+    # False when rows were missing (a gap: see Samples.gaps) or overwritten, so a peak
+    # (and the headroom from it) may have been missed. Counter figures stay exact.
+    complete: bool = True
 
 
 class Samples:
@@ -115,15 +118,33 @@ class Samples:
     (-2**63) marks a value that could not be read and ``UNLIMITED`` (2**63-1) "max"."""
 
     def __init__(self, rows: np.ndarray, columns, *, effective_memory_bytes=None,
-                 cpu_limit_cores=None, origin: Origin | None = None):
-        """rows: column 0 is t_ns; column i + 1 holds columns[i]. origin: where they were
-        recorded (its clock anchor gives to_pandas() its wall-clock column)."""
+                 cpu_limit_cores=None, period_ns: int | None = None,
+                 origin: Origin | None = None):
+        """rows: column 0 is t_ns; column i + 1 holds columns[i]. period_ns: the
+        sampling period, which tells gaps apart (None: no gap is ever reported). origin:
+        where they were recorded (its clock anchor gives to_pandas() its wall-clock
+        column)."""
         self._rows = rows
         self.origin = origin
         self.columns = tuple(columns)
         self._index = {name: i + 1 for i, name in enumerate(self.columns)}
         self.effective_memory_bytes = effective_memory_bytes
         self.cpu_limit_cores = cpu_limit_cores
+        self.period_ns = period_ns
+
+    def _like(self, rows: np.ndarray) -> "Samples":
+        return Samples(rows, self.columns, effective_memory_bytes=self.effective_memory_bytes,
+                       cpu_limit_cores=self.cpu_limit_cores, period_ns=self.period_ns,
+                       origin=self.origin)
+
+    @property
+    def gaps(self) -> np.ndarray:
+        """Indices i (int64) where rows i - 1 and i are more than two sampling periods
+        apart: rows are missing there (the thread was stopped or late, or rows were
+        dropped). Counter deltas across a gap are still exact; peaks may be missed."""
+        if self.period_ns is None or len(self) < 2:
+            return np.zeros(0, dtype=np.int64)
+        return np.flatnonzero(np.diff(self.t_ns) > 2 * self.period_ns).astype(np.int64) + 1
 
     @property
     def t_ns(self) -> np.ndarray:
@@ -217,13 +238,56 @@ class Samples:
         deltas, _, valid = self._valid_deltas(name)
         return np.where(valid, deltas, np.nan)
 
-    def rate(self, name: str) -> np.ndarray:
-        """Returns a counter's change per second between consecutive rows (NaN where not
-        measurable). Raises ValueError for a gauge, whose rate means nothing."""
+    def rate(self, name: str, window_s: float | None = None) -> np.ndarray:
+        """Returns a counter's change per second up to each row but the first (NaN where
+        not measurable). Raises ValueError for a gauge, whose rate means nothing.
+
+        Without a window the rate is raw, between consecutive rows: at kHz a counter
+        that the kernel updates in steps (a tick, a CFS period) makes it jump, e.g. far
+        beyond the cores there are for one row. With ``window_s`` each value is the
+        trailing-window rate: the change over the rows within window_s before the row,
+        divided by the time they span."""
         if catalogue.kind(name) != catalogue.COUNTER:
             raise ValueError(f"{name} is a gauge; rate() needs a counter (use delta())")
         deltas, dt, valid = self._valid_deltas(name)
-        return np.where(valid, deltas / np.where(valid, dt, 1.0), np.nan)
+        if window_s is None:
+            return np.where(valid, deltas / np.where(valid, dt, 1.0), np.nan)
+        if not window_s > 0:
+            raise ValueError(f"window_s must be > 0, not {window_s!r}")
+        change = np.concatenate([[0.0], np.cumsum(np.where(valid, deltas, 0), dtype=np.float64)])
+        elapsed = np.concatenate([[0.0], np.cumsum(np.where(valid, dt, 0.0))])
+        t = self.t_ns
+        first = np.searchsorted(t, t[1:] - int(window_s * 1e9), side="left")
+        last = np.arange(1, len(t))
+        span = elapsed[last] - elapsed[first]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(span > 0, (change[last] - change[first]) / span, np.nan)
+
+    def resample(self, period_s: float) -> "Samples":
+        """Returns rows at a fixed period from the first row's time: each counter's last
+        value at or before each boundary, each gauge's maximum over the rows since the
+        previous boundary (the last value when no row fell in between)."""
+        if not period_s > 0:
+            raise ValueError(f"period_s must be > 0, not {period_s!r}")
+        if len(self) == 0:
+            return self._like(self._rows[:0].copy())
+        step = max(1, int(round(period_s * 1e9)))
+        t = self.t_ns
+        bounds = np.arange(t[0], t[-1] + 1, step, dtype=np.int64)
+        upto = np.searchsorted(t, bounds, side="right")  # rows[:upto[k]] are <= bounds[k]
+        out = self._rows[upto - 1].copy()
+        out[:, 0] = bounds
+        starts = np.concatenate([[0], upto[:-1]])
+        filled = np.flatnonzero(upto > starts)  # bins holding rows; the rest carry the last
+        for name, c in self._index.items():
+            if catalogue.kind(name) == catalogue.COUNTER:
+                continue
+            values = self._rows[:upto[-1], c]
+            values = np.where(values == UNLIMITED, MISSING, values)  # MISSING is the least
+            peaks = np.maximum.reduceat(values, starts[filled])
+            keep = peaks != MISSING
+            out[filled[keep], c] = peaks[keep]
+        return self._like(out)
 
     def total(self, name: str) -> int | None:
         """Returns the sum of a column's measurable deltas, or None when there is none."""
@@ -268,6 +332,7 @@ class Samples:
             oom_kills=self.total("memory.events.oom_kill"),
             memory_headroom_bytes=headroom,
             gpus=tuple(self._gpu_throttling(n) for n in self._gpus()),
+            complete=len(self.gaps) == 0,
         )
 
     def _gpus(self) -> list:
@@ -293,9 +358,7 @@ class Samples:
         """Returns the rows with start_ns <= t_ns <= end_ns."""
         lo = np.searchsorted(self.t_ns, start_ns, side="left")
         hi = np.searchsorted(self.t_ns, end_ns, side="right")
-        return Samples(self._rows[lo:hi], self.columns,
-                       effective_memory_bytes=self.effective_memory_bytes,
-                       cpu_limit_cores=self.cpu_limit_cores, origin=self.origin)
+        return self._like(self._rows[lo:hi])
 
 
 def _unit(name: str) -> str:

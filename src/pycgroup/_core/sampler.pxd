@@ -19,6 +19,7 @@ cdef extern from "sampler.h" nogil:
     int pcg_sampler_start(pcg_sampler *s)
     int pcg_sampler_stop(pcg_sampler *s)
     int64_t pcg_sampler_sample_now(pcg_sampler *s)
+    int64_t pcg_sampler_sample_into(pcg_sampler *s, int64_t *out, uint64_t *pos)
     int pcg_sampler_grow_outgrown(pcg_sampler *s)
     uint64_t pcg_sampler_lateness_quantile(pcg_sampler *s, double q)
     void pcg_sampler_destroy(pcg_sampler *s)

@@ -1,0 +1,157 @@
+"""Spans: ``with sampler.span("step") as sp:`` measures what the container did while the
+block ran, at a cost of microseconds.
+
+On enter and on exit the span copies the newest row the sampling thread published
+(seqlock-consistent, O(columns), no file read, no numpy); on exit the C core also folds
+the rows taken inside the span into each gauge's peak. Everything else (deltas, rates,
+Throttling) is computed from those two rows on first access. With ``exact=True``, or
+when no thread is running, the span reads a row itself at enter and at exit instead."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+from pycgroup.formats import MISSING, UNLIMITED
+
+_monotonic_ns = time.monotonic_ns
+
+
+def _value(v: int) -> int | None:
+    return None if v == MISSING or v == UNLIMITED else v
+
+
+class Span:
+    """A measured block. After exit (None before):
+
+    - ``start_ns``, ``end_ns``: the block's own boundaries (CLOCK_MONOTONIC ns);
+      ``duration_s``.
+    - ``delta``: counter -> its change between the rows at the boundaries (exact even
+      across a gap: counters are cumulative); ``rates``: counter -> change per second.
+    - ``peak``: gauge -> its largest value over the rows taken inside the span (the row
+      at exit when the span was shorter than a period); None when those rows were
+      overwritten in the ring before the span ended.
+    - ``throttling``: the Throttling of the span.
+    - ``complete``: False when rows inside were overwritten or missing (a gap), so a peak
+      may have been missed.
+    - ``boundary_error_ns``: how far the rows used lie from start_ns and end_ns (at most
+      about one sampling period while the thread runs; 0 with exact=True).
+
+    A Span holds two rows' worth of bytes, never a ring-sized array."""
+
+    __slots__ = ("label", "exact", "start_ns", "end_ns", "_sampler", "_start", "_end",
+                 "_cache", "_sync", "__weakref__")
+
+    def __init__(self, sampler, label: str, exact: bool = False):
+        self._sampler = sampler
+        self.label = label
+        self.exact = exact
+        self.start_ns = self.end_ns = None
+        self._start = self._end = self._cache = None
+        self._sync = exact
+
+    def __enter__(self) -> "Span":
+        engine = self._sampler._engine
+        # Without a running thread the newest row may be old: read one now instead.
+        self._sync = sync = self.exact or not engine.running
+        self.start_ns = _monotonic_ns()
+        self._start = engine.boundary(sync)
+        if sync:  # the row read at enter is the boundary
+            self.start_ns = int.from_bytes(self._start[8:16], "little", signed=True)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        sampler = self._sampler
+        layout = sampler._layout
+        self._end = sampler._engine.span_end(self._start, self._sync, self.start_ns,
+                                             2 * layout.period_ns, layout.ws_current,
+                                             layout.ws_inactive)
+        self.end_ns = _monotonic_ns()
+        if self._sync:
+            self.end_ns = int.from_bytes(self._end[8:16], "little", signed=True)
+        sampler._spans.add(self)
+
+    def __repr__(self) -> str:
+        if self._end is None:
+            return f"<Span {self.label!r} open>"
+        return f"<Span {self.label!r} {self.duration_s:.6f} s>"
+
+    # --- computed on first access ---------------------------------------------------
+
+    def _decoded(self) -> dict:
+        if self._cache is None:
+            if self._end is None:
+                raise RuntimeError(f"span {self.label!r} has not finished")
+            layout = self._sampler._layout
+            n = len(layout.columns)
+            a = memoryview(self._start).cast("q").tolist()[1:]
+            b = memoryview(self._end).cast("q").tolist()[1:]
+            used, ws_peak, gaps, peaks = b[n + 1], b[n + 2], b[n + 3], b[n + 4:]
+            end_row = b[:n + 1]
+            dt = (end_row[0] - a[0]) / 1e9
+            delta, rates, peak = {}, {}, {}
+            for i in layout.counters:
+                x, y = _value(a[i]), _value(end_row[i])
+                d = y - x if x is not None and y is not None and y >= x else None
+                delta[layout.columns[i - 1]] = d
+                rates[layout.columns[i - 1]] = d / dt if d is not None and dt > 0 else None
+            if used == 0:  # no row inside: the newest row at exit stands for the span
+                peaks = end_row[1:]
+                if layout.ws_current:
+                    cur, ina = _value(end_row[layout.ws_current]), _value(end_row[layout.ws_inactive])
+                    ws_peak = max(cur - ina, 0) if cur is not None and ina is not None else MISSING
+            for i in layout.gauges:
+                peak[layout.columns[i - 1]] = None if used < 0 else _value(peaks[i - 1])
+            if layout.ws_current:
+                from pycgroup import catalogue
+                peak[catalogue.WORKING_SET] = None if used < 0 else _value(ws_peak)
+            self._cache = {"delta": delta, "rates": rates, "peak": peak,
+                           "complete": used >= 0 and gaps == 0, "rows": (a, end_row),
+                           "boundary_error_ns": max(abs(a[0] - self.start_ns),
+                                                    abs(end_row[0] - self.end_ns))}
+        return self._cache
+
+    @property
+    def duration_s(self) -> float | None:
+        return None if self.end_ns is None else (self.end_ns - self.start_ns) / 1e9
+
+    @property
+    def delta(self) -> dict:
+        return self._decoded()["delta"]
+
+    @property
+    def rates(self) -> dict:
+        return self._decoded()["rates"]
+
+    @property
+    def peak(self) -> dict:
+        return self._decoded()["peak"]
+
+    @property
+    def complete(self) -> bool:
+        return self._decoded()["complete"]
+
+    @property
+    def boundary_error_ns(self) -> int:
+        return self._decoded()["boundary_error_ns"]
+
+    @property
+    def throttling(self):
+        """The span's Throttling: counter figures between its boundary rows, the memory
+        headroom from its peak working set."""
+        decoded = self._decoded()
+        if "throttling" not in decoded:
+            import numpy as np
+
+            from pycgroup import catalogue
+
+            sampler = self._sampler
+            rows = np.array(decoded["rows"], dtype=np.int64)
+            samples = sampler._samples(rows)
+            result = samples.throttling()
+            ws = decoded["peak"].get(catalogue.WORKING_SET)
+            headroom = (sampler._effective_memory - ws
+                        if ws is not None and sampler._effective_memory is not None else None)
+            decoded["throttling"] = replace(result, memory_headroom_bytes=headroom,
+                                            complete=decoded["complete"])
+        return decoded["throttling"]

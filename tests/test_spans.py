@@ -1,0 +1,366 @@
+"""Marks, spans, steps and summaries: what they measure, what they keep, what they drop."""
+
+import math
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import pycgroup
+from pycgroup.formats import MISSING
+
+V2_METRICS = ["memory.current", "memory.stat.inactive_file", "cpu.stat.usage_usec",
+              "cpu.stat.nr_periods", "cpu.stat.nr_throttled", "cpu.stat.throttled_usec",
+              "memory.events.max"]
+
+
+def fixture_cgroup(tree, name="v2"):
+    procfs, rootfs = tree(name)
+    return pycgroup.current(procfs, rootfs)
+
+
+def write(cg, name, text):
+    with open(os.path.join(cg.paths["unified"], name), "w") as f:
+        f.write(text)
+
+
+def set_cpu(cg, usage, periods, throttled):
+    write(cg, "cpu.stat", f"usage_usec {usage}\nnr_periods {periods}\n"
+                          f"nr_throttled {throttled}\nthrottled_usec {throttled * 1000}\n")
+
+
+# --- marks ------------------------------------------------------------------------
+
+def test_marks_are_bounded_and_count_what_they_drop(backend):
+    s = pycgroup.Sampler(["proc.rss_bytes"], backend=backend, marks_capacity=10)
+    times = [s.mark("a" if i % 2 else "b") for i in range(25)]
+    assert [m.t_ns for m in s.marks()] == times[-10:]
+    assert [m.label for m in s.marks("a")] == ["a"] * 5
+    assert s.stats.marks_dropped == 15
+    assert all(isinstance(m, pycgroup.Mark) for m in s.marks())
+
+
+def test_marks_from_many_threads_are_all_counted():
+    s = pycgroup.Sampler(["proc.rss_bytes"], marks_capacity=1000)
+
+    def hammer(k):
+        for _ in range(500):
+            s.mark(f"t{k}")
+
+    threads = [threading.Thread(target=hammer, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(s.marks()) == 1000 and s.stats.marks_dropped == 1000
+
+
+@pytest.mark.parametrize("capacity", [0, -1, 2.5, True])
+def test_bad_marks_capacity(capacity):
+    with pytest.raises(ValueError, match="marks_capacity"):
+        pycgroup.Sampler(["proc.rss_bytes"], marks_capacity=capacity)
+
+
+# --- spans on a fixture tree (rows read at enter and exit: no thread) ------------------
+
+def test_span_attributes_from_known_rows(tree, backend):
+    cg = fixture_cgroup(tree)
+    s = pycgroup.Sampler(V2_METRICS, cgroup=cg, backend=backend, every={})
+    set_cpu(cg, 1000, 10, 1)
+    write(cg, "memory.current", "100000000\n")
+    with s.span("step") as sp:
+        set_cpu(cg, 501_000, 20, 6)
+        write(cg, "memory.current", "900000000\n")
+        s.sample()  # a row inside the span holds the peak
+        write(cg, "memory.current", "200000000\n")
+    assert sp.delta["cpu.stat.usage_usec"] == 500_000
+    assert sp.delta["cpu.stat.nr_throttled"] == 5
+    assert sp.rates["cpu.stat.usage_usec"] == pytest.approx(500_000 / sp.duration_s, rel=1e-6)
+    assert sp.peak["memory.current"] == 900_000_000
+    inactive = s.data()["memory.stat.inactive_file"][-1]
+    assert sp.peak["memory.working_set"] == 900_000_000 - inactive
+    assert sp.throttling.cpu_throttled_fraction == 5 / 10
+    assert sp.throttling.cpu_cores_used == pytest.approx(0.5 / sp.duration_s, rel=1e-6)
+    assert sp.boundary_error_ns == 0
+    assert "memory.current" not in sp.delta and "cpu.stat.usage_usec" not in sp.peak
+
+
+def test_a_counter_reset_inside_a_span_is_unknown_not_negative(tree, backend):
+    cg = fixture_cgroup(tree)
+    s = pycgroup.Sampler(V2_METRICS, cgroup=cg, backend=backend, every={})
+    set_cpu(cg, 5000, 10, 1)
+    with s.span("step") as sp:
+        set_cpu(cg, 10, 10, 1)
+    assert sp.delta["cpu.stat.usage_usec"] is None and sp.rates["cpu.stat.usage_usec"] is None
+    assert math.isnan(s.steps("step")["cpu.stat.usage_usec.delta"][0])
+
+
+def test_native_and_pure_spans_agree_over_the_same_rows(tree):
+    cg = fixture_cgroup(tree)
+    samplers = [pycgroup.Sampler(V2_METRICS, cgroup=cg, backend=b, every={})
+                for b in ("native", "pure")]
+    spans = {0: [], 1: []}
+    for step in range(6):
+        set_cpu(cg, 1000 * step, 10 * step, step)
+        write(cg, "memory.current", f"{1_000_000 * (step + 1)}\n")
+        entered = [sm.span("step").__enter__() for sm in samplers]
+        for k in range(step):
+            write(cg, "memory.current", f"{1_000_000 * (step + 1) + 7 * k}\n")
+            for sm in samplers:
+                sm.sample()
+        set_cpu(cg, 1000 * step + 333 * step, 10 * step + 4, step + step % 2)
+        if step == 3:
+            set_cpu(cg, 0, 0, 0)  # a reset: both must call it unknown
+        for i, sp in enumerate(entered):
+            sp.__exit__(None, None, None)
+            spans[i].append(sp)
+    for a, b in zip(spans[0], spans[1]):
+        assert a.delta == b.delta and a.peak == b.peak and a.complete == b.complete
+    ta, tb = (sm.steps("step") for sm in samplers)
+    assert ta.columns == tb.columns and len(ta) == 6
+    for column in ta.columns:
+        if column.endswith((".rate", "_ns", "duration_s", "cores_used")):
+            continue  # timestamps differ between the two engines
+        assert np.array_equal(ta[column], tb[column], equal_nan=True), column
+
+
+def test_steps_rows_are_the_spans_own_figures(tree, backend):
+    cg = fixture_cgroup(tree)
+    s = pycgroup.Sampler(V2_METRICS, cgroup=cg, backend=backend, every={})
+    set_cpu(cg, 0, 0, 0)
+    spans = []
+    for step in range(5):
+        with s.span("step") as sp:
+            set_cpu(cg, 1000 * (step + 1) ** 2, 10 * step, step)
+        spans.append(sp)
+    table = s.steps("step")
+    assert len(table) == 5
+    assert table["start_ns"].tolist() == [sp.start_ns for sp in spans]
+    assert table["end_ns"].tolist() == [sp.end_ns for sp in spans]
+    for name in ("cpu.stat.usage_usec", "cpu.stat.nr_throttled", "memory.events.max"):
+        assert table[name + ".delta"].tolist() == [sp.delta[name] for sp in spans]
+        assert table[name + ".rate"] == pytest.approx([sp.rates[name] for sp in spans])
+    assert table["memory.current.peak"].tolist() == [sp.peak["memory.current"] for sp in spans]
+    assert table["memory.working_set.peak"].tolist() == [
+        sp.peak["memory.working_set"] for sp in spans]
+    assert table["cpu_cores_used"] == pytest.approx(
+        [sp.throttling.cpu_cores_used for sp in spans])
+    assert table.to_numpy()["duration_s"].tolist() == [sp.duration_s for sp in spans]
+    assert "step" in repr(spans[0]) and "5 rows" in repr(table)
+
+
+def test_steps_to_pandas():
+    pd = pytest.importorskip("pandas")
+    s = pycgroup.Sampler(["cpu.stat.usage_usec", "proc.rss_bytes"])
+    for _ in range(3):
+        with s.span("step"):
+            pass
+    frame = s.steps("step").to_pandas()
+    assert isinstance(frame, pd.DataFrame) and len(frame) == 3
+    assert "cpu.stat.usage_usec.delta" in frame.columns
+
+
+def test_unknown_label_gives_an_empty_table_and_summary(backend):
+    s = pycgroup.Sampler(["cpu.stat.usage_usec"], backend=backend)
+    assert len(s.steps("nothing")) == 0
+    summary = s.summary("nothing")
+    assert summary.count == 0 and summary.duration_s.p50 is None and summary.total_s == 0
+
+
+# --- spans with the thread running ------------------------------------------------
+
+def test_fifty_spans_give_fifty_steps_over_their_own_intervals(backend):
+    s = pycgroup.Sampler(["cpu.stat.usage_usec", "memory.current", "proc.rss_bytes"],
+                         hz=1000, backend=backend)
+    inner = []
+    with s:
+        time.sleep(0.01)
+        for _ in range(50):
+            with s.span("step"):
+                t0 = time.monotonic_ns()
+                time.sleep(0.002)
+                inner.append((t0, time.monotonic_ns()))
+            time.sleep(0.001)  # between steps: counted in no step
+    table = s.steps("step")
+    assert len(table) == 50  # the last included
+    start, end = table["start_ns"], table["end_ns"]
+    assert all(a <= t0 and t1 <= b for a, b, (t0, t1) in zip(start, end, inner))
+    assert np.all(end[:-1] < start[1:])  # steps do not cover the gaps between them
+    assert np.all(start[1:] - end[:-1] >= 1_000_000)
+    assert np.all(table["duration_s"] >= 0.002)
+    # The rows used lie within about a period of the boundaries while the thread keeps
+    # time; a loaded host makes it late, which boundary_error_ns and complete report.
+    late = s.stats.overruns > 0
+    assert late or np.all(table["boundary_error_ns"] <= 2 * s.period_ns)
+    assert late or table["complete"].all()
+
+
+def test_exact_spans_read_their_own_rows(backend):
+    s = pycgroup.Sampler(["cpu.stat.usage_usec", "proc.rss_bytes"], backend=backend)
+    with s:
+        with s.span("exact", exact=True) as sp:
+            time.sleep(0.003)
+    assert sp.boundary_error_ns == 0
+    rows = s.data().t_ns.tolist()
+    assert sp.start_ns in rows and sp.end_ns in rows
+
+
+def test_spans_nest_and_run_in_other_threads(backend):
+    s = pycgroup.Sampler(["cpu.stat.usage_usec", "proc.rss_bytes"], backend=backend)
+    errors = []
+
+    def worker():
+        try:
+            for _ in range(100):
+                with s.span("worker"):
+                    pass
+        except Exception as e:  # re-raised below
+            errors.append(e)
+
+    with s:
+        threads = [threading.Thread(target=worker) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for _ in range(20):
+            with s.span("outer") as outer:
+                with s.span("inner") as inner:
+                    time.sleep(0.0005)
+            assert outer.start_ns <= inner.start_ns <= inner.end_ns <= outer.end_ns
+        for t in threads:
+            t.join()
+    assert errors == []
+    assert len(s.steps("worker")) == 400 and len(s.steps("inner")) == 20
+    assert s.summary("worker").count == 400
+
+
+def test_a_tiny_ring_reports_drops_and_incomplete_spans(backend):
+    s = pycgroup.Sampler(["cpu.stat.usage_usec", "memory.current"], capacity=16, hz=1000,
+                         backend=backend)
+    spans = []
+    with s:
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            with s.span("step") as sp:
+                time.sleep(0.05)  # about 50 rows into a ring of 16
+            spans.append(sp)
+    assert s.stats.dropped > 0
+    overwritten = [sp for sp in spans if sp.peak["memory.current"] is None]
+    assert overwritten and all(sp.complete is False for sp in overwritten)
+    assert all(sp.delta["cpu.stat.usage_usec"] is not None for sp in spans)  # still exact
+    table = s.steps("step")
+    assert np.isnan(table["memory.current.peak"]).sum() == len(overwritten)
+    assert not np.isnan(table["cpu.stat.usage_usec.delta"]).any()
+
+
+def test_a_stopped_thread_leaves_a_gap_that_spans_report(backend):
+    s = pycgroup.Sampler(["cpu.stat.usage_usec", "memory.current"], backend=backend)
+    s.start()
+    time.sleep(0.01)
+    with s.span("step") as sp:
+        s.stop()
+        time.sleep(0.02)  # no rows here
+        s.start()
+        time.sleep(0.01)
+    s.stop()
+    assert sp.complete is False and sp.peak["memory.current"] is not None
+    assert len(s.data().gaps) >= 1 and s.data().throttling().complete is False
+
+
+# --- steps from marks -------------------------------------------------------------
+
+def test_consecutive_marks_delimit_steps_and_the_open_one_waits(tree, backend):
+    cg = fixture_cgroup(tree)
+    s = pycgroup.Sampler(V2_METRICS, cgroup=cg, backend=backend, every={})
+    usage = 0
+    set_cpu(cg, 0, 0, 0)
+    s.sample()
+    for step in range(3):
+        s.mark("it")
+        usage += 1000
+        set_cpu(cg, usage, 0, 0)
+        s.sample()
+    assert len(s.steps("it")) == 2  # the third is still open
+    s.mark("it")
+    table = s.steps("it")
+    assert table["cpu.stat.usage_usec.delta"].tolist() == [1000, 1000, 1000]
+    assert np.array_equal(table["start_ns"][1:], table["end_ns"][:-1])
+
+
+# --- summary ----------------------------------------------------------------------
+
+def test_summary_counts_every_span_even_those_steps_let_go(tree, backend):
+    cg = fixture_cgroup(tree)
+    s = pycgroup.Sampler(V2_METRICS, cgroup=cg, backend=backend, every={}, spans_capacity=8)
+    durations = []
+    for step in range(40):
+        with s.span("step") as sp:
+            set_cpu(cg, 1000 * step, 0, 0)
+        durations.append(sp.duration_s)
+    assert len(s.steps("step")) <= 9 and s.stats.spans_dropped >= 31
+    summary = s.summary("step")
+    assert summary.count == 40
+    assert summary.total_s == pytest.approx(sum(durations))
+    assert summary.duration_s.max == max(durations)
+    assert summary.duration_s.mean == pytest.approx(np.mean(durations))
+    assert summary.duration_s.p50 == pytest.approx(np.quantile(durations, 0.5, method="lower"),
+                                                   rel=0.011)
+    assert summary.peak_working_set_bytes.count == 40
+    assert summary.cpu_throttled_fraction.count == 0  # no CFS period passed: unknown
+
+
+# --- memory -----------------------------------------------------------------------
+
+def test_a_finished_span_holds_under_2_kb():
+    s = pycgroup.Sampler(spans_capacity=200_000)  # the default metric set
+    kept = []
+    with s:
+        for _ in range(1000):  # warm up: first-use allocations are not per span
+            with s.span("warm") as sp:
+                pass
+        tracemalloc.start()
+        before = tracemalloc.take_snapshot()
+        for _ in range(100_000):
+            with s.span("step") as sp:
+                pass
+            kept.append(sp)
+        after = tracemalloc.take_snapshot()
+        tracemalloc.stop()
+    grown = sum(d.size_diff for d in after.compare_to(before, "filename"))
+    per_span = grown / len(kept)
+    assert per_span < 2048, f"{per_span:.0f} bytes per finished span"
+    assert len(s.steps("step")) == 100_000
+
+
+def test_100000_spans_fit_under_a_tight_address_space_limit():
+    """A child caps its address space at what it has mapped plus 400 MiB, then keeps
+    100,000 finished spans: each must hold bytes, never a ring-sized array."""
+    code = textwrap.dedent("""
+        import resource, pycgroup
+        s = pycgroup.Sampler(capacity=65536, spans_capacity=200_000).start()
+        with open("/proc/self/status") as f:
+            vm = next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmSize:"))
+        resource.setrlimit(resource.RLIMIT_AS, (vm + 400 * 2**20, vm + 400 * 2**20))
+        with open("/proc/self/statm") as f:
+            rss0 = int(f.read().split()[1])
+        kept = []
+        for _ in range(100_000):
+            with s.span("step") as sp:
+                pass
+            kept.append(sp)
+        s.steps("step")
+        s.summary("step")
+        with open("/proc/self/statm") as f:
+            rss1 = int(f.read().split()[1])
+        s.stop()
+        print((rss1 - rss0) * resource.getpagesize() / len(kept))
+    """)
+    done = subprocess.run([sys.executable, "-c", code], cwd="/", capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout) < 4096  # RSS growth per span, with steps() and summary() run
