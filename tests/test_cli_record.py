@@ -172,7 +172,7 @@ def _recording(tmp_path):
                 del block
         s.mark("done")
     path = tmp_path / "plot.npz"
-    pycgroup.save(path, s.data(), steps=None, marks=s.marks())
+    pycgroup.save(path, s.data(), steps=s.steps("step"), marks=s.marks())
     s.close()
     return path
 

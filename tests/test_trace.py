@@ -167,3 +167,23 @@ def test_perfetto_trace_processor_reads_it(tmp_path):
     names = {row.name for row in tp.query("select name from counter_track")}
     assert any(name.startswith("CPU cores used") for name in names)
     tp.close()
+
+
+def test_steps_become_slices(tmp_path):
+    with pycgroup.Sampler(["cpu.stat.usage_usec", "memory.current"], hz=500) as s:
+        for _ in range(3):
+            with s.span("step"):
+                time.sleep(0.03)
+    steps = s.steps("step")
+    pycgroup.save(tmp_path / "steps.npz", s.data(), steps=steps)
+    r = pycgroup.load(tmp_path / "steps.npz")
+    to_chrome_trace(r, tmp_path / "steps.json")
+    trace = json.load(open(tmp_path / "steps.json"))
+    slices = [e for e in check_trace_event_format(trace) if e["ph"] == "X"]
+    assert len(slices) == len(steps) == 3
+    anchor = r.clock_anchor
+    for e, start, end in zip(slices, steps["start_ns"], steps["end_ns"]):
+        real = anchor.to_realtime_ns(int(start)) - trace["baseTimeNanoseconds"]
+        assert e["ts"] == pytest.approx(real / 1000) and e["dur"] == pytest.approx(
+            (int(end) - int(start)) / 1000)
+    s.close()

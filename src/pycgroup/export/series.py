@@ -174,18 +174,16 @@ def _renamed(series: Series, name: str) -> Series:
 
 
 def spans(marks=(), steps=None) -> tuple:
-    """Returns (spans, instants): the steps table's rows as Spans, or else each label's
+    """Returns (spans, instants): the steps table's rows as Spans, plus each label's
     marks as the intervals between consecutive ones; a label marked once is an instant
     (label, t_ns)."""
+    found, instants = [], []
     if steps is not None and "start_ns" in steps and "end_ns" in steps:
-        label = steps.get("label")
-        found = [Span(str(label[i]) if label is not None else "step", int(a), int(b))
-                 for i, (a, b) in enumerate(zip(steps["start_ns"], steps["end_ns"]))]
-        return tuple(found), ()
+        found += [Span("step", int(a), int(b))
+                  for a, b in zip(steps["start_ns"], steps["end_ns"])]
     by_label: dict = {}
     for m in sorted(marks):
         by_label.setdefault(m.label, []).append(m.t_ns)
-    found, instants = [], []
     for label, times in by_label.items():
         if len(times) == 1:
             instants.append((label, times[0]))

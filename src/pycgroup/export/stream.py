@@ -32,7 +32,7 @@ class Recorder:
         self.lost = 0  # rows overwritten before the writer reached them
         self.chunks = 0
         self.error: BaseException | None = None  # what stopped the writer, if anything
-        self._marks_written = 0
+        self._last_mark = None  # the newest mark written: marks are taken after it
         self._last_t_ns = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -87,11 +87,15 @@ class Recorder:
             return len(rows)
 
     def _new_marks(self, until_ns, final: bool = False) -> list:
-        """Returns the marks not yet written, up to until_ns (all of them when final)."""
-        marks = self.sampler.marks()[self._marks_written:]
+        """Returns the marks newer than the last one written, up to until_ns (all of them
+        when final). Marks are compared as (t_ns, label), so a bounded mark store that
+        forgets old ones does not shift what counts as new."""
+        marks = [m for m in self.sampler.marks()
+                 if self._last_mark is None or tuple(m) > self._last_mark]
         if not final:
             marks = [m for m in marks if until_ns is not None and m.t_ns <= until_ns]
-        self._marks_written += len(marks)
+        if marks:
+            self._last_mark = tuple(marks[-1])
         return marks
 
     def close(self) -> None:
