@@ -262,3 +262,48 @@ def test_removed_cgroup_raises_cgroup_gone(tree, backend):
 
 def test_unlimited_is_math_inf():
     assert pycgroup.UNLIMITED == math.inf
+
+
+def test_cpu_list_errors_name_line_1():
+    from pycgroup.errors import ParseError
+    from pycgroup.limits import parse_cpu_list
+
+    for text in ("1,x\n", "3-1\n"):
+        with pytest.raises(ParseError) as info:
+            parse_cpu_list(text, "/cg/cpuset.cpus")
+        assert (info.value.path, info.value.line) == ("/cg/cpuset.cpus", 1)
+    with pytest.raises(ParseError, match="^cpu list:1: "):
+        parse_cpu_list("3-1")
+
+
+def test_ancestry_walks_to_the_mount_root_and_no_further():
+    from pycgroup.limits import ancestry
+
+    cg = pycgroup.CGroup("v2", {"unified": "/cg/a/b"}, {"unified": "/cg"})
+    assert ancestry(cg, "unified") == ["/cg/a/b", "/cg/a", "/cg"]
+    cg = pycgroup.CGroup("v2", {"unified": "/a/b"}, {"unified": "/"})
+    assert ancestry(cg, "unified") == ["/a/b", "/a", "/"]
+    # No mount root known, or a leaf outside it: the leaf alone.
+    assert ancestry(pycgroup.CGroup("v1", {"memory": "/m/x"}), "memory") == ["/m/x"]
+    cg = pycgroup.CGroup("v1", {"memory": "/m/x"}, {"memory": "/elsewhere"})
+    assert ancestry(cg, "memory") == ["/m/x"]
+    assert ancestry(cg, "cpu") == []
+
+
+def test_quota_without_a_period_or_with_period_zero_limits_nothing(tree, backend):
+    procfs, rootfs = tree("v1")
+    cg = pycgroup.current(procfs, rootfs)
+    os.remove(os.path.join(cg.paths["cpu"], "cpu.cfs_period_us"))
+    lim = pycgroup.limits(cg, backend)
+    assert lim.cpu_quota_cores == math.inf  # the parent's quota is -1
+    write(os.path.join(cg.paths["cpu"], "cpu.cfs_period_us"), "0\n")
+    assert pycgroup.limits(cg, backend).cpu_quota_cores == math.inf
+
+
+def test_available_memory_defaults_and_floor(tree):
+    procfs, rootfs = tree("v1")
+    cg = pycgroup.current(procfs, rootfs)
+    assert pycgroup.available_memory(cg) == pycgroup.available_memory(cg, "pure")
+    write(os.path.join(cg.paths["memory"], "memory.limit_in_bytes"), "4096\n")
+    assert pycgroup.available_memory(cg) == 0  # the working set is above the limit
+    assert 0 < pycgroup.available_memory() <= pycgroup.limits().effective_memory_bytes

@@ -71,10 +71,10 @@ def ancestry(cg: CGroup, controller: str) -> list[str]:
 def parse_cpu_list(text: str, path: str = "cpu list") -> tuple[int, ...]:
     """Returns the CPUs of a kernel cpu list such as "0-3,8,10-11" (cpuset(7) "List
     format"); raises ParseError naming path for anything else, reversed ranges included."""
+    if not text.strip():
+        return ()  # an empty cpuset: no CPUs
     cpus: set[int] = set()
     for part in text.strip().split(","):
-        if not part and text.strip() == "":
-            continue
         first, dash, last = part.partition("-")
         if not first.isdigit() or (dash and not last.isdigit()):
             raise ParseError(f"{part!r} is not a CPU number or range", path, 1)
@@ -140,9 +140,7 @@ class _Walk:
 
     def __init__(self, cg: CGroup, controller: str) -> None:
         self.version = catalogue.version_for(cg.paths, controller)
-        key = controller if self.version == "v1" else "unified"
-        self.dirs = ancestry(cg, key) if self.version else []
-        self.key = key
+        self.dirs = ancestry(cg, controller if self.version == "v1" else "unified")
         self.missing = bool(self.dirs) and self.dirs[0] in cg.missing
 
     def sources(self, name: str) -> list[Source]:
@@ -332,8 +330,8 @@ def _read_cpuset(cg: CGroup) -> tuple[int, ...] | None:
 
 def _io_max(cg: CGroup) -> dict[str, dict[str, Limit]]:
     """Returns the tightest io.max of each device and key up the ancestry (v2 only)."""
-    if catalogue.version_for(cg.paths, "io") != "v2":
-        return {}
+    if "unified" not in cg.paths:
+        return {}  # io.max is cgroup v2's (v1 blkio.throttle.* files are not read)
     tightest: dict[str, dict[str, Limit]] = {}
     for directory in ancestry(cg, "unified"):
         for device, values in (read_io(directory, catalogue.IO_MAX.name) or {}).items():
