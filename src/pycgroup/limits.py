@@ -246,8 +246,7 @@ def limits(cg: CGroup | None = None, backend: str = "native") -> Limits:
             "does not expose it; memory limits are seen through memory.stat's "
             "hierarchical_memory_limit); on the host, `pycgroup info --pid <host pid>` sees it")
 
-    pid = 0 if cg.pid == "self" else int(cg.pid)
-    affinity = _affinity(cg, pid, problems)
+    affinity = _affinity(cg, problems)
     cpuset = _read_cpuset(cg)
     usable = affinity if affinity is not None else set(cpuset or range(os.cpu_count() or 1))
     cpus = tuple(sorted(usable & set(cpuset))) if cpuset else tuple(sorted(usable))
@@ -281,26 +280,24 @@ def limits(cg: CGroup | None = None, backend: str = "native") -> Limits:
     )
 
 
-def _affinity(cg: CGroup, pid: int, problems: list[str]) -> set[int] | None:
-    """Returns the CPUs the process may run on: sched_getaffinity() where procfs is this
-    machine's own /proc (or the process is this one), else ``Cpus_allowed_list`` of
-    ``<procfs>/<pid>/status``, which needs no host PID; None (and a problem) when
-    neither is known."""
+def _affinity(cg: CGroup, problems: list[str]) -> set[int] | None:
+    """Returns the CPUs the process may run on: from another procfs (a container's root
+    seen from the host, a test tree) ``Cpus_allowed_list`` of ``<procfs>/<pid>/status``,
+    which needs no host PID; else sched_getaffinity() of this process, or of the PID
+    where procfs is this machine's own /proc. None (and a problem) when neither is known."""
     own_procfs = os.path.realpath(cg.procfs) == "/proc"
-    if own_procfs or cg.pid == "self":
-        status = os.path.join(cg.procfs, str(cg.pid), "status")
-        if not own_procfs and os.path.exists(status):
-            allowed = _status_cpus(status)
-            if allowed is not None:
-                return allowed
-        return set(os.sched_getaffinity(pid if own_procfs else 0))
-    status = os.path.join(cg.procfs, str(cg.pid), "status")
-    allowed = _status_cpus(status)
-    if allowed is None:
-        problems.append(f"cpus: {status} has no Cpus_allowed_list, and PID {cg.pid} of "
-                        "another procfs cannot be asked for its affinity here; the "
-                        "cpuset alone counts")
-    return allowed
+    if not own_procfs:
+        allowed = _status_cpus(os.path.join(cg.procfs, str(cg.pid), "status"))
+        if allowed is not None:
+            return allowed
+    if cg.pid == "self":
+        return set(os.sched_getaffinity(0))
+    if own_procfs:
+        return set(os.sched_getaffinity(int(cg.pid)))
+    problems.append(f"cpus: {cg.procfs}/{cg.pid}/status has no Cpus_allowed_list, and PID "
+                    f"{cg.pid} of another procfs cannot be asked for its affinity here; "
+                    "the cpuset alone counts")
+    return None
 
 
 def _status_cpus(status: str) -> set[int] | None:
