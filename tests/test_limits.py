@@ -268,8 +268,9 @@ def test_cpu_list_errors_name_line_1():
     from pycgroup.errors import ParseError
     from pycgroup.limits import parse_cpu_list
 
-    for text in ("1,x\n", "3-1\n"):
-        with pytest.raises(ParseError) as info:
+    for text, message in (("1,x\n", "'x' is not a CPU number or range"),
+                          ("3-1\n", "reversed CPU range '3-1'")):
+        with pytest.raises(ParseError, match=message) as info:
             parse_cpu_list(text, "/cg/cpuset.cpus")
         assert (info.value.path, info.value.line) == ("/cg/cpuset.cpus", 1)
     with pytest.raises(ParseError, match="^cpu list:1: "):

@@ -128,11 +128,9 @@ def _tightest(values: Iterable[Limit]) -> Limit:
 
 
 def _ratio(quota: Limit, period: Limit) -> Limit:
-    if quota is None or period is None:
-        return None
-    if math.isinf(quota):
-        return UNLIMITED
-    return quota / period if period else None
+    if quota is None or not period:
+        return None  # no quota file, or no (or a zero) period
+    return UNLIMITED if math.isinf(quota) else quota / period
 
 
 class _Walk:
