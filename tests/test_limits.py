@@ -262,3 +262,85 @@ def test_removed_cgroup_raises_cgroup_gone(tree, backend):
 
 def test_unlimited_is_math_inf():
     assert pycgroup.UNLIMITED == math.inf
+
+
+def test_cpu_list_errors_name_line_1():
+    from pycgroup.errors import ParseError
+    from pycgroup.limits import parse_cpu_list
+
+    for text, message in (("1,x\n", "'x' is not a CPU number or range"),
+                          ("3-1\n", "reversed CPU range '3-1'")):
+        with pytest.raises(ParseError, match=message) as info:
+            parse_cpu_list(text, "/cg/cpuset.cpus")
+        assert (info.value.path, info.value.line) == ("/cg/cpuset.cpus", 1)
+    with pytest.raises(ParseError, match="^cpu list:1: "):
+        parse_cpu_list("3-1")
+
+
+def test_ancestry_walks_to_the_mount_root_and_no_further():
+    from pycgroup.limits import ancestry
+
+    cg = pycgroup.CGroup("v2", {"unified": "/cg/a/b"}, {"unified": "/cg"})
+    assert ancestry(cg, "unified") == ["/cg/a/b", "/cg/a", "/cg"]
+    cg = pycgroup.CGroup("v2", {"unified": "/a/b"}, {"unified": "/"})
+    assert ancestry(cg, "unified") == ["/a/b", "/a", "/"]
+    # No mount root known, or a leaf outside it: the leaf alone.
+    assert ancestry(pycgroup.CGroup("v1", {"memory": "/m/x"}), "memory") == ["/m/x"]
+    cg = pycgroup.CGroup("v1", {"memory": "/m/x"}, {"memory": "/elsewhere"})
+    assert ancestry(cg, "memory") == ["/m/x"]
+    assert ancestry(cg, "cpu") == []
+
+
+def test_quota_without_a_period_or_with_period_zero_limits_nothing(tree, backend):
+    procfs, rootfs = tree("v1")
+    cg = pycgroup.current(procfs, rootfs)
+    os.remove(os.path.join(cg.paths["cpu"], "cpu.cfs_period_us"))
+    lim = pycgroup.limits(cg, backend)
+    assert lim.cpu_quota_cores == math.inf  # the parent's quota is -1
+    write(os.path.join(cg.paths["cpu"], "cpu.cfs_period_us"), "0\n")
+    assert pycgroup.limits(cg, backend).cpu_quota_cores == math.inf
+
+
+def test_available_memory_defaults_and_floor(tree):
+    procfs, rootfs = tree("v1")
+    cg = pycgroup.current(procfs, rootfs)
+    assert pycgroup.available_memory(cg) == pycgroup.available_memory(cg, "pure")
+    write(os.path.join(cg.paths["memory"], "memory.limit_in_bytes"), "4096\n")
+    assert pycgroup.available_memory(cg) == 0  # the working set is above the limit
+    assert 0 < pycgroup.available_memory() <= pycgroup.limits().effective_memory_bytes
+
+
+def test_affinity_of_another_procfs_comes_from_its_status(tree, backend):
+    procfs, rootfs = tree("v1")  # cpuset.effective_cpus 0-1
+    cg = pycgroup.current(procfs, rootfs)
+    with open(os.path.join(procfs, "self", "status"), "a") as f:
+        f.write("Cpus_allowed_list:\t1,5\n")
+    lim = pycgroup.limits(cg, backend)
+    assert lim.cpuset_cpus == (1,) and lim.effective_cpus == 1.0 and lim.cpu_count == 1
+
+
+def test_affinity_unknown_for_a_pid_of_another_procfs_is_a_problem(tree, backend):
+    procfs, rootfs = tree("host-view")
+    status = os.path.join(procfs, "4321", "status")
+    write(status, "Name:\tpy\nPid:\t4321\nNSpid:\t4321\t1\n")
+    write(os.path.join(rootfs, "sys/fs/cgroup/cpuset.cpus.effective"), "2-3\n")
+    lim = pycgroup.limits(pycgroup.of_pid(4321, procfs, rootfs), backend)
+    assert lim.cpuset_cpus == (2, 3)  # the cpuset alone, not this machine's PID 4321's
+    assert lim.problems == (f"cpus: {procfs}/4321/status has no Cpus_allowed_list, and PID "
+                            "4321 of another procfs cannot be asked for its affinity here; "
+                            "the cpuset alone counts",)
+
+
+def test_affinity_on_this_machines_proc_is_the_kernels(live_cgroups):
+    import subprocess
+    import sys
+
+    cpu = min(os.sched_getaffinity(0))
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"],
+                             preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
+    try:
+        lim = pycgroup.limits(pycgroup.of_pid(child.pid))
+        assert lim.cpuset_cpus == (cpu,) and lim.cpu_count == 1
+    finally:
+        child.kill()
+        child.wait()

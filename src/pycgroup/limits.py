@@ -71,10 +71,10 @@ def ancestry(cg: CGroup, controller: str) -> list[str]:
 def parse_cpu_list(text: str, path: str = "cpu list") -> tuple[int, ...]:
     """Returns the CPUs of a kernel cpu list such as "0-3,8,10-11" (cpuset(7) "List
     format"); raises ParseError naming path for anything else, reversed ranges included."""
+    if not text.strip():
+        return ()  # an empty cpuset: no CPUs
     cpus: set[int] = set()
     for part in text.strip().split(","):
-        if not part and text.strip() == "":
-            continue
         first, dash, last = part.partition("-")
         if not first.isdigit() or (dash and not last.isdigit()):
             raise ParseError(f"{part!r} is not a CPU number or range", path, 1)
@@ -128,11 +128,9 @@ def _tightest(values: Iterable[Limit]) -> Limit:
 
 
 def _ratio(quota: Limit, period: Limit) -> Limit:
-    if quota is None or period is None:
-        return None
-    if math.isinf(quota):
-        return UNLIMITED
-    return quota / period if period else None
+    if quota is None or not period:
+        return None  # no quota file, or no (or a zero) period
+    return UNLIMITED if math.isinf(quota) else quota / period
 
 
 class _Walk:
@@ -140,9 +138,7 @@ class _Walk:
 
     def __init__(self, cg: CGroup, controller: str) -> None:
         self.version = catalogue.version_for(cg.paths, controller)
-        key = controller if self.version == "v1" else "unified"
-        self.dirs = ancestry(cg, key) if self.version else []
-        self.key = key
+        self.dirs = ancestry(cg, controller if self.version == "v1" else "unified")
         self.missing = bool(self.dirs) and self.dirs[0] in cg.missing
 
     def sources(self, name: str) -> list[Source]:
@@ -248,8 +244,7 @@ def limits(cg: CGroup | None = None, backend: str = "native") -> Limits:
             "does not expose it; memory limits are seen through memory.stat's "
             "hierarchical_memory_limit); on the host, `pycgroup info --pid <host pid>` sees it")
 
-    pid = 0 if cg.pid == "self" else int(cg.pid)
-    affinity = _affinity(cg, pid, problems)
+    affinity = _affinity(cg, problems)
     cpuset = _read_cpuset(cg)
     usable = affinity if affinity is not None else set(cpuset or range(os.cpu_count() or 1))
     cpus = tuple(sorted(usable & set(cpuset))) if cpuset else tuple(sorted(usable))
@@ -283,26 +278,24 @@ def limits(cg: CGroup | None = None, backend: str = "native") -> Limits:
     )
 
 
-def _affinity(cg: CGroup, pid: int, problems: list[str]) -> set[int] | None:
-    """Returns the CPUs the process may run on: sched_getaffinity() where procfs is this
-    machine's own /proc (or the process is this one), else ``Cpus_allowed_list`` of
-    ``<procfs>/<pid>/status``, which needs no host PID; None (and a problem) when
-    neither is known."""
+def _affinity(cg: CGroup, problems: list[str]) -> set[int] | None:
+    """Returns the CPUs the process may run on: from another procfs (a container's root
+    seen from the host, a test tree) ``Cpus_allowed_list`` of ``<procfs>/<pid>/status``,
+    which needs no host PID; else sched_getaffinity() of this process, or of the PID
+    where procfs is this machine's own /proc. None (and a problem) when neither is known."""
     own_procfs = os.path.realpath(cg.procfs) == "/proc"
-    if own_procfs or cg.pid == "self":
-        status = os.path.join(cg.procfs, str(cg.pid), "status")
-        if not own_procfs and os.path.exists(status):
-            allowed = _status_cpus(status)
-            if allowed is not None:
-                return allowed
-        return set(os.sched_getaffinity(pid if own_procfs else 0))
-    status = os.path.join(cg.procfs, str(cg.pid), "status")
-    allowed = _status_cpus(status)
-    if allowed is None:
-        problems.append(f"cpus: {status} has no Cpus_allowed_list, and PID {cg.pid} of "
-                        "another procfs cannot be asked for its affinity here; the "
-                        "cpuset alone counts")
-    return allowed
+    if not own_procfs:
+        allowed = _status_cpus(os.path.join(cg.procfs, str(cg.pid), "status"))
+        if allowed is not None:
+            return allowed
+    if cg.pid == "self":
+        return set(os.sched_getaffinity(0))
+    if own_procfs:
+        return set(os.sched_getaffinity(int(cg.pid)))
+    problems.append(f"cpus: {cg.procfs}/{cg.pid}/status has no Cpus_allowed_list, and PID "
+                    f"{cg.pid} of another procfs cannot be asked for its affinity here; "
+                    "the cpuset alone counts")
+    return None
 
 
 def _status_cpus(status: str) -> set[int] | None:
@@ -332,8 +325,8 @@ def _read_cpuset(cg: CGroup) -> tuple[int, ...] | None:
 
 def _io_max(cg: CGroup) -> dict[str, dict[str, Limit]]:
     """Returns the tightest io.max of each device and key up the ancestry (v2 only)."""
-    if catalogue.version_for(cg.paths, "io") != "v2":
-        return {}
+    if "unified" not in cg.paths:
+        return {}  # io.max is cgroup v2's (v1 blkio.throttle.* files are not read)
     tightest: dict[str, dict[str, Limit]] = {}
     for directory in ancestry(cg, "unified"):
         for device, values in (read_io(directory, catalogue.IO_MAX.name) or {}).items():
