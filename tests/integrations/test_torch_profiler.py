@@ -13,7 +13,7 @@ import pycgroup  # noqa: E402
 from pycgroup.integrations.torch import realtime_offset_ns, trace_handler  # noqa: E402
 
 
-def test_trace_handler_adds_aligned_counter_tracks(tmp_path, monkeypatch):
+def test_trace_handler_adds_aligned_counter_tracks(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("RANK", "0")
     monkeypatch.setenv("WORLD_SIZE", "1")
     sampler = pycgroup.Sampler(hz=1000).start()
@@ -33,6 +33,7 @@ def test_trace_handler_adds_aligned_counter_tracks(tmp_path, monkeypatch):
             prof.step()
     sampler.close()
     assert len(handler.paths) == 1
+    assert not [r.getMessage() for r in caplog.records if r.name == "pycgroup.integrations"]
     with open(handler.paths[0]) as f:
         trace = json.load(f)
     events = trace["traceEvents"]
@@ -51,11 +52,13 @@ def test_trace_handler_adds_aligned_counter_tracks(tmp_path, monkeypatch):
     assert "pycgroup: CPU (cores)" in tracks and "pycgroup: memory (bytes)" in tracks
     first = min(e["ts"] for e in theirs)
     last = max(e["ts"] + e.get("dur", 0) for e in theirs)
-    assert all(first <= e["ts"] <= last for e in ours)
-    # Rows at 1 kHz over 3 busy steps of 30 ms: dozens inside each busy slice.
-    cores = [e for e in ours if e["name"] == "pycgroup: CPU (cores)"]
-    inside = [e for e in cores if any(b["ts"] <= e["ts"] <= b["ts"] + b["dur"] for b in busy)]
-    assert len(inside) > 10 and max(e["args"]["used"] for e in inside) > 0
+    # Rows inside the window, plus the nearest one on either side (a loaded host may
+    # leave the sampler thread unscheduled for a while, so no count inside is certain).
+    counters = sorted((e for e in ours if e["ph"] == "C"), key=lambda e: e["ts"])
+    assert sum(e["ts"] < first for e in counters) <= len(tracks)
+    assert sum(e["ts"] > last for e in counters) <= len(tracks)
+    cores = [e for e in counters if e["name"] == "pycgroup: CPU (cores)"]
+    assert cores and max(e["args"]["used"] for e in cores) > 0
     names = [e["args"]["name"] for e in events if e.get("name") == "process_name"
              and "pycgroup" in e["args"]["name"]]
     assert len(names) == 1 and "rank 0 of 1" in names[0]

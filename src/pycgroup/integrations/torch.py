@@ -87,9 +87,6 @@ def merge_counters(trace_path, sampler, out_path=None) -> dict:
     end_us = max(float(e["ts"]) + float(e.get("dur", 0)) for e in timed)
     start_ns = int(start_us * 1000) - offset
     end_ns = int(end_us * 1000) - offset
-    # One row before the window too, so the first rate inside it is known.
-    rows = sampler.data(since_ns=start_ns - sampler.period_ns * 2)
-    rows = rows.between(start_ns - sampler.period_ns * 2, end_ns)
     pid = max([e["pid"] for e in original if isinstance(e.get("pid"), int)], default=0) + 1
     labels = rank_labels()
     name = "pycgroup: " + (sampler.cgroup.paths.get("cpu") or sampler.cgroup.paths.get("unified")
@@ -101,9 +98,15 @@ def merge_counters(trace_path, sampler, out_path=None) -> dict:
                "args": {"name": f"{name} on {socket.gethostname()}"}},
               {"ph": "M", "name": "process_sort_index", "pid": pid, "tid": 0,
                "args": {"sort_index": pid}}]
+    if sampler.running:
+        sampler.sample()  # a row just after the window, should the thread lag behind
+    rows = sampler.data(since_ns=start_ns - sampler.period_ns * 2)
     ts = (rows.t_ns.astype(np.float64) + offset) / 1000.0
-    inside = (ts >= start_us) & (ts <= end_us)
-    keep = np.flatnonzero(inside)
+    # The rows inside the window, and the nearest on either side of it: a thread that
+    # was not scheduled for the whole window still gives the tracks their values there.
+    lo = max(int(np.searchsorted(ts, start_us, side="right")) - 1, 0)
+    hi = int(np.searchsorted(ts, end_us, side="left")) + 1
+    keep = np.arange(lo, min(hi, len(ts)))
     if len(keep) > MAX_POINTS:
         keep = keep[np.linspace(0, len(keep) - 1, MAX_POINTS).astype(np.int64)]
     for track, series in counter_tracks(rows).items():
