@@ -9,22 +9,22 @@ import logging
 import time
 
 from pycgroup import catalogue
+from pycgroup.formats import MISSING, UNLIMITED
 
 log = logging.getLogger("pycgroup.integrations")
 
-#: Logged names (after the prefix) -> Throttling field they come from.
-THROTTLING_METRICS = {
-    "cpu_cores_used": "cpu_cores_used",
-    "cpu_throttled_fraction": "cpu_throttled_fraction",
-    "cpu_throttled_s_per_s": "cpu_throttled_seconds_per_second",
-    "psi_cpu_some": "psi_cpu_some",
-    "psi_cpu_full": "psi_cpu_full",
-    "psi_memory_some": "psi_memory_some",
-    "psi_memory_full": "psi_memory_full",
-    "psi_io_some": "psi_io_some",
-    "psi_io_full": "psi_io_full",
-    "oom_kills": "oom_kills",
+#: Logged names (after the prefix) -> (counter, scale): the counter's change over the
+#: window per second of it, times scale (µs of CPU or of stall -> s).
+RATES = {
+    "cpu_cores_used": ("cpu.stat.usage_usec", 1e-6),
+    "cpu_throttled_s_per_s": ("cpu.stat.throttled_usec", 1e-6),
+    **{f"psi_{r}_{line}": (f"{r}.pressure.{line}.total", 1e-6)
+       for r in ("cpu", "memory", "io") for line in ("some", "full")},
 }
+#: Logged names -> counter whose change over the window is logged.
+CHANGES = {"oom_kills": "memory.events.oom_kill"}
+
+_ABSENT = (MISSING, UNLIMITED)
 
 #: Sampling rate of a callback's sampler: counters are cumulative, so each report is
 #: exact at any rate (its end is a row taken on the spot); the rate only sets how well
@@ -110,13 +110,20 @@ class StepMeter:
         if self._steps:
             out["step_time_s"] = self._step_ns / self._steps / 1e9
         start = self._window_start_ns
-        end = self._row()
-        self._window_start_ns = end
         self._steps = self._step_ns = 0
-        if start is None or end is None:
+        if start is None:
             return out
         try:
-            rows = self.sampler.data(since_ns=start).between(start, end)
+            # The window ends at the thread's newest row (at most a period old), which
+            # also starts the next window: nothing falls between two windows, and no
+            # file is read here. Without a running thread, a row is taken now.
+            rows = self.sampler.data(since_ns=start) if self.sampler.running else ()
+            if len(rows) < 2:
+                end = self._row()
+                rows = self.sampler.data(since_ns=start) if end is not None else ()
+            if not len(rows):
+                return out
+            self._window_start_ns = int(rows.t_ns[-1])
         except Exception as e:  # noqa: BLE001
             self.warn_once("data", "pycgroup: reading the sampler's rows failed (%s: %s)",
                            type(e).__name__, e)
@@ -130,21 +137,44 @@ class StepMeter:
         """Logs once per metric that was measured before and is missing now while the
         sampler's reads failed (a removed cgroup, a permission change). A metric missing
         for want of data (no CFS period elapsed in an idle window) is skipped quietly."""
+        missing = self._measured - out.keys()
+        self._measured |= out.keys()
+        if not missing:
+            return
         stats = self.sampler.stats
         errors, self._read_errors = stats.read_errors - self._read_errors, stats.read_errors
-        for name in self._measured - out.keys() if errors else ():
+        for name in sorted(missing) if errors else ():
             self.warn_once("lost:" + name, "pycgroup: %s could not be measured (%d read "
                            "errors, the last: %s); skipped while it cannot", name,
                            stats.read_errors, stats.last_error)
-        self._measured |= out.keys()
 
     def _throttling_metrics(self, out: dict, rows) -> None:
-        t = rows.throttling()
-        for name, field in THROTTLING_METRICS.items():
-            value = getattr(t, field)
-            if value is not None:
-                out[name] = float(value)
-        for g in t.gpus:
+        """Counters from the window's first and last rows alone (a few µs, where
+        Samples.throttling() over every row costs hundreds): exact for cumulative
+        counters; a counter missing at either end or gone backwards is left out."""
+        if len(rows) < 2:
+            return
+        elapsed = (int(rows.t_ns[-1]) - int(rows.t_ns[0])) / 1e9
+        change = {}
+        for name in rows.columns:
+            column = rows[name]
+            first, last = int(column[0]), int(column[-1])
+            if first not in _ABSENT and last not in _ABSENT and last >= first:
+                change[name] = last - first
+        for name, (counter, scale) in RATES.items():
+            if counter in change and elapsed > 0:
+                out[name] = change[counter] * scale / elapsed
+        for name, counter in CHANGES.items():
+            if counter in change:
+                out[name] = float(change[counter])
+        periods = change.get("cpu.stat.nr_periods")
+        if periods and "cpu.stat.nr_throttled" in change:
+            out["cpu_throttled_fraction"] = change["cpu.stat.nr_throttled"] / periods
+        if any(name.startswith("gpu") for name in rows.columns):
+            self._gpu_metrics(out, rows)
+
+    def _gpu_metrics(self, out: dict, rows) -> None:
+        for g in rows.throttling().gpus:
             for reason, fraction in g.violation_fraction.items():
                 if fraction is not None:
                     out[f"gpu{g.gpu}_violation_{reason}"] = float(fraction)
