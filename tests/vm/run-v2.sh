@@ -93,6 +93,7 @@ chmod +x "$work/root/init"
   echo "cat /proc/self/mountinfo > /run/vm-out/mountinfo"
   echo "export PYTHONDONTWRITEBYTECODE=1 HOME=/tmp TMPDIR=/tmp"
   echo "export PATH=$(printf %q "$(dirname "$python"):$PATH")"  # the pycgroup command too
+  echo "export PYTEST_ADDOPTS=$(printf %q "${PYTEST_ADDOPTS:-}")"
   printf '%q -m pytest -p no:cacheprovider -rs --junitxml=/run/vm-out/junit.xml' "$python"
   printf ' %q' "$@"
   echo " > /run/vm-out/pytest.log 2>&1"
