@@ -13,6 +13,7 @@ import uuid
 from pycgroup.discovery import parse_mountinfo
 
 PREFIX = "pycgroup-test-"
+MADE: set = set()  # the names this process made: others' test runs may share the machine
 V1_CONTROLLERS = ("cpu", "cpuacct", "memory", "pids", "cpuset")
 # What each name asks of cgroup v2: cpuacct's usage is cpu.stat's usage_usec, which every
 # v2 cgroup has (Documentation/admin-guide/cgroup-v2.rst, "Core Interface Files").
@@ -91,6 +92,7 @@ class LiveCgroups:
         unified = points.get("unified")
         offered = v2_controllers(unified) if unified else set()
         self.name = PREFIX + uuid.uuid4().hex[:10]
+        MADE.add(self.name)
         self.parents, self.leaves, self.version = {}, {}, {}
         self.missing = []
         try:

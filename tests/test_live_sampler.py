@@ -75,8 +75,9 @@ def test_cpu_quota_half_a_core(live_cgroups, backend):
     its half core (then it is never throttled) and the sampler fewer rows, so nothing
     here depends on what the host delivers: the sampler's figures are compared with the
     kernel's own counters over the same window, and the only bound on the child is the
-    one the quota guarantees: never more than 0.5 core over the window plus one period's
-    50 ms. It waits on the kernel's period counter, not on the clock."""
+    one the quota guarantees: never more than 0.5 core over the window plus one period
+    (an overrun is paid back in later periods). It waits on the kernel's period counter,
+    not on the clock."""
     cgroups = live_cgroups("cpu", "cpuacct")
     data, delta, inside = sample_busy_child(
         cgroups, backend, 50000, lambda k1, k: k["nr_periods"] - k1["nr_periods"] >= 20,
@@ -91,7 +92,7 @@ def test_cpu_quota_half_a_core(live_cgroups, backend):
         delta["throttled_usec"] / 1e6 / interval_s)
     assert t.cpu_throttled_fraction == pytest.approx(delta["nr_throttled"] / delta["nr_periods"])
     # What the quota guarantees, loaded host or not.
-    assert delta["usage_usec"] / 1e6 <= 0.5 * interval_s + 0.05, t
+    assert delta["usage_usec"] / 1e6 <= 0.5 * interval_s + 0.1, t
     assert delta["nr_throttled"] <= delta["nr_periods"] >= inside["nr_periods"] >= 20
     # Throttled time comes only with throttled periods.
     assert (delta["throttled_usec"] > 0) == (delta["nr_throttled"] > 0), delta
@@ -100,12 +101,16 @@ def test_cpu_quota_half_a_core(live_cgroups, backend):
 def test_cpu_quota_throttles_a_busy_loop(live_cgroups, backend):
     """Under the smallest quota the kernel accepts (1 ms per 100 ms period) a busy loop is
     throttled whenever the host runs it for a millisecond in a period, as even a heavily
-    loaded host does. The kernel's throttle counter is waited for; the sampler's data
-    must show every throttled period the kernel counted inside its window."""
+    loaded host does. The kernel's counters are waited for: nr_throttled counts periods
+    spent throttled (at each period's timer) while throttled time is added only when the
+    group is unthrottled, so one long throttle (a large overrun to pay back) can show in
+    the first and not yet in the second. The sampler's data must show every throttled
+    period the kernel counted inside its window."""
     cgroups = live_cgroups("cpu", "cpuacct")
     data, delta, inside = sample_busy_child(
-        cgroups, backend, 1000, lambda k1, k: k["nr_throttled"] - k1["nr_throttled"] >= 5,
-        "5 throttled CFS periods")
+        cgroups, backend, 1000, lambda k1, k: k["nr_throttled"] - k1["nr_throttled"] >= 5
+        and k["throttled_usec"] > k1["throttled_usec"],
+        "5 throttled CFS periods and throttled time")
     t = data.throttling()
     interval_s = (data.t_ns[-1] - data.t_ns[0]) / 1e9
     assert delta["nr_throttled"] >= inside["nr_throttled"] >= 5
@@ -113,10 +118,10 @@ def test_cpu_quota_throttles_a_busy_loop(live_cgroups, backend):
     assert 0 < t.cpu_throttled_fraction <= 1
     assert t.cpu_throttled_seconds_per_second > 0
     assert t.cpu_limit_cores == 0.01
-    # What the quota guarantees: 0.01 core over the window plus one period's 1 ms, and one
-    # scheduler tick the loop may overrun its runtime by before the kernel throttles it
-    # (10 ms at HZ=100; the debt is paid back in the next periods).
-    assert delta["usage_usec"] / 1e6 <= 0.01 * interval_s + 0.001 + 0.010, t
+    # What the quota guarantees: 0.01 core over the window plus one period. A busy loop
+    # overruns its runtime until the kernel next checks it (a tick; longer when a virtual
+    # machine's vCPU is descheduled meanwhile) and pays the debt back in later periods.
+    assert delta["usage_usec"] / 1e6 <= 0.01 * interval_s + 0.1, t
 
 
 def test_memory_follows_an_allocating_child(live_cgroups, backend):
