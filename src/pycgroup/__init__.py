@@ -6,6 +6,7 @@
     >>> pycgroup.limits().cpu_count
 """
 
+from pycgroup._version import __version__
 from pycgroup.cgroup import CGroup, current, of_pid
 from pycgroup.errors import (CgroupGone, Error, MetricUnavailable, MissingExtra,
                              NewerRecordingFormat, NotARecording, NotRegularFile, ParseError,
@@ -56,4 +57,3 @@ __all__ = [
     "record",
     "save",
 ]
-__version__ = "0.1.0"

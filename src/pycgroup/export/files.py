@@ -29,8 +29,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-import pycgroup
 from pycgroup import catalogue
+from pycgroup._version import __version__
 from pycgroup._extras import require
 from pycgroup.errors import NewerRecordingFormat, NotARecording, TruncatedRecording
 from pycgroup.formats import MISSING
@@ -100,7 +100,7 @@ def header(samples: Samples, layout: str) -> dict:
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "layout": layout,
-        "pycgroup_version": pycgroup.__version__,
+        "pycgroup_version": __version__,
         "metrics": list(samples.columns),
         "units": {n: _catalogue(catalogue.unit, n) for n in samples.columns},
         "kinds": {n: _catalogue(catalogue.kind, n) for n in samples.columns},
@@ -133,7 +133,7 @@ def _check_header(path, meta) -> dict:
     if version > FORMAT_VERSION:
         raise NewerRecordingFormat(
             path, f"written in recording format version {version} by pycgroup "
-                  f"{meta.get('pycgroup_version', '?')}; this pycgroup {pycgroup.__version__} reads "
+                  f"{meta.get('pycgroup_version', '?')}; this pycgroup {__version__} reads "
                   f"versions up to {FORMAT_VERSION}: upgrade pycgroup to load it")
     return meta
 

@@ -144,7 +144,7 @@ def instrument(meter_provider=None, cg=None, *, gpus: bool | None = None,
     ``pycgroup.rank``/``pycgroup.local_rank``. A metric this cgroup does not have, or a
     limit that is unlimited, gives no point. Needs ``pycgroup[otel]``."""
     metrics = require("opentelemetry.metrics", "otel", "pycgroup.otel")
-    from pycgroup import __version__
+    from pycgroup._version import __version__
     from pycgroup.cgroup import current
 
     cg = cg if cg is not None else current()
