@@ -79,6 +79,7 @@ def test_ini_option_enables_it(pytester):
 def test_benchmark_gets_limits_and_extra_info(pytester):
     pytest.importorskip("pytest_benchmark")
     import pycgroup
+    from pycgroup.values import to_json
 
     pytester.makepyfile(BENCHMARK_TEST)
     result = pytester.runpytest_subprocess("--pycgroup", "--benchmark-json=bench.json",
@@ -88,7 +89,9 @@ def test_benchmark_gets_limits_and_extra_info(pytester):
     limits = pycgroup.limits()
     assert saved["machine_info"]["pycgroup"]["cpu_count"] == limits.cpu_count
     assert saved["machine_info"]["pycgroup"]["cgroup_mode"] == pycgroup.current().mode
-    assert saved["machine_info"]["pycgroup"]["memory_max_bytes"] == limits.memory_max_bytes
+    # JSON has no infinity: no limit is saved as "unlimited", as pycgroup info --json does.
+    assert saved["machine_info"]["pycgroup"]["memory_max_bytes"] == to_json(
+        limits.memory_max_bytes)
     (bench,) = saved["benchmarks"]
     assert bench["extra_info"]["pycgroup.cpu_seconds"] > 0
     assert bench["extra_info"]["pycgroup.cpu_cores_used"] > 0

@@ -78,12 +78,20 @@ mount -t cgroup2 cgroup2 $root/sys/fs/cgroup
 for dir in tmp run var/tmp; do mount -t tmpfs -o mode=1777 tmp $root/$dir; done
 mkdir -p $root/run/vm-out
 mount -t 9p -o trans=virtio,version=9p2000.L out $root/run/vm-out
+# The checkout, shared on its own: it may live where the guest mounts a tmpfs (/tmp).
+repo=$(cat /repo-path)
+mkdir -p /mnt/repo-lower /mnt/rw/repo-upper /mnt/rw/repo-work $root$repo
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose repo /mnt/repo-lower
+if ! mount -t overlay overlay -o lowerdir=/mnt/repo-lower,upperdir=/mnt/rw/repo-upper,workdir=/mnt/rw/repo-work $root$repo; then
+  mount --bind /mnt/repo-lower $root$repo
+fi
 chroot $root /bin/sh /run/vm-out/guest.sh
 echo "init: guest.sh exited with $?"
 sync
 poweroff -f
 INIT
 chmod +x "$work/root/init"
+printf '%s\n' "$repo" > "$work/root/repo-path"
 (cd "$work/root" && find . | cpio --quiet -o -H newc | gzip -1 > "$work/initramfs.gz")
 
 # What the guest runs, in the host's root filesystem seen through the overlay.
@@ -110,6 +118,7 @@ boot() {  # boot ACCEL CPU: runs the guest once; returns 1 if it did not reach /
     -append "console=ttyS0 cgroup_no_v1=all panic=-1 quiet rdinit=/init" \
     -virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap" \
     -virtfs "local,path=$out,mount_tag=out,security_model=none,multidevs=remap" \
+    -virtfs "local,path=$repo,mount_tag=repo,security_model=none,readonly=on,multidevs=remap" \
     -display none -serial "file:$out/console.log" -monitor none -no-reboot -nic none \
     </dev/null &
   local vm=$!
