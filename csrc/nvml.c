@@ -267,13 +267,26 @@ static void read_process_memory(pcg_gpu *g, int64_t *row)
     put(g, row, PCG_GPU_PROC_MEMORY_USED, NVML_SUCCESS, used);
 }
 
-/* Returns CLOCK_REALTIME - CLOCK_MONOTONIC in ns: maps the driver's timestamps. */
+/* Returns CLOCK_REALTIME - CLOCK_MONOTONIC in ns: maps the driver's timestamps. The realtime
+ * read is bracketed by two monotonic reads and the tightest of three brackets is kept, so a
+ * preemption between the reads does not shift the offset (and the mapped history) by a slice. */
 static int64_t realtime_offset_ns(void)
 {
-    struct timespec r, m;
-    clock_gettime(CLOCK_REALTIME, &r);
-    clock_gettime(CLOCK_MONOTONIC, &m);
-    return ((int64_t)r.tv_sec - (int64_t)m.tv_sec) * 1000000000 + (r.tv_nsec - m.tv_nsec);
+    int64_t best_offset = 0, best_width = INT64_MAX;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        struct timespec m0, r, m1;
+        clock_gettime(CLOCK_MONOTONIC, &m0);
+        clock_gettime(CLOCK_REALTIME, &r);
+        clock_gettime(CLOCK_MONOTONIC, &m1);
+        int64_t mono0 = (int64_t)m0.tv_sec * 1000000000 + m0.tv_nsec;
+        int64_t mono1 = (int64_t)m1.tv_sec * 1000000000 + m1.tv_nsec;
+        int64_t real = (int64_t)r.tv_sec * 1000000000 + r.tv_nsec;
+        if (mono1 - mono0 < best_width) {
+            best_width = mono1 - mono0;
+            best_offset = real - (mono0 + (mono1 - mono0) / 2);
+        }
+    }
+    return best_offset;
 }
 
 /* Drains the driver's sample buffers of power and utilisation into the histories. The
@@ -303,7 +316,11 @@ static void drain_history(pcg_gpu *g)
                 continue;
             nvmlFieldValue_t as_field = {.valueType = value_type, .value = samples[i].sampleValue};
             int64_t *row = hist->rows[hist->written % hist->capacity];
-            row[0] = (int64_t)samples[i].timeStamp * 1000 - offset;
+            /* The driver's timestamps increase; a re-measured offset (the realtime clock
+             * stepped or slewed) must not put a row before the one drained ahead of it. */
+            int64_t t_ns = (int64_t)samples[i].timeStamp * 1000 - offset;
+            row[0] = t_ns > hist->last_t_ns ? t_ns : hist->last_t_ns;
+            hist->last_t_ns = row[0];
             row[1] = (int64_t)field_number(&as_field);
             hist->written++;
             hist->last_seen_us = samples[i].timeStamp;

@@ -68,6 +68,7 @@ typedef struct pcg_gpu_history {
     int64_t (*rows)[2]; /* capacity rows: CLOCK_MONOTONIC ns, value */
     uint64_t capacity, written;
     unsigned long long last_seen_us; /* driver timestamp of the newest sample drained */
+    int64_t last_t_ns; /* its CLOCK_MONOTONIC time: rows never go back in time */
 } pcg_gpu_history;
 
 typedef struct pcg_gpu {
