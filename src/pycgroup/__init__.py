@@ -9,8 +9,9 @@
 from pycgroup._version import __version__
 from pycgroup.cgroup import CGroup, current, of_pid
 from pycgroup.errors import (CgroupGone, Error, MetricUnavailable, MissingExtra,
-                             NewerRecordingFormat, NotARecording, NotRegularFile, ParseError,
-                             RecordingError, SamplerClosed, TruncatedRecording)
+                             NewerRecordingFormat, NotARecording, NotRegularFile, OutOfMemory,
+                             ParseError, RecordingError, SamplerClosed, TruncatedRecording,
+                             UnknownMetric)
 from pycgroup.limits import Limits, available_memory, limits
 from pycgroup.values import UNLIMITED
 from pycgroup import gpu
@@ -34,6 +35,7 @@ __all__ = [
     "NewerRecordingFormat",
     "NotARecording",
     "NotRegularFile",
+    "OutOfMemory",
     "ParseError",
     "Recorder",
     "Recording",
@@ -47,6 +49,7 @@ __all__ = [
     "StepSummary",
     "Throttling",
     "TruncatedRecording",
+    "UnknownMetric",
     "UNLIMITED",
     "available_memory",
     "current",

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence, Union
 
 from pycgroup import gpu, iofiles
+from pycgroup.errors import UnknownMetric
 from pycgroup.formats import Format
 from pycgroup.sources import Derived, ProcessClock, Source, Unavailable
 
@@ -281,13 +282,13 @@ def kind(name: str) -> str:
     raise unknown_metric(name)
 
 
-def unknown_metric(name: str, extra: Sequence[str] = ()) -> KeyError:
-    """Returns the KeyError for a name that is not in the catalogue, naming close matches."""
+def unknown_metric(name: str, extra: Sequence[str] = ()) -> UnknownMetric:
+    """Returns the UnknownMetric (a KeyError) for a name that is not in the catalogue, naming close matches."""
     gpu_names = [f"gpu0.{m}" for m in gpu.METRICS]
     close = difflib.get_close_matches(name, [*static_names(), *gpu_names, *extra], n=3,
                                       cutoff=0.6)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
-    return KeyError(f"unknown metric {name!r}{hint}")
+    return UnknownMetric(f"unknown metric {name!r}{hint}")
 
 
 def _source_in(paths: dict[str, str], version: str, spec: _File,

@@ -12,6 +12,10 @@ pycgroup.Error`` and ``except ValueError``/``OSError``/... keep working:
 - :class:`SamplerClosed` (``RuntimeError``): a method of a closed Sampler was called.
 - :class:`MetricUnavailable` (``LookupError``): a metric named explicitly cannot be
   provided here; the message says why.
+- :class:`UnknownMetric` (a ``MetricUnavailable`` and a ``KeyError``): a metric name that
+  is not in the catalogue; the message names the closest known names.
+- :class:`OutOfMemory` (``MemoryError``): a ring could not be allocated; the message
+  names the bytes asked for.
 - :class:`MissingExtra` (``ImportError``): a feature needs an optional dependency that is
   not installed; the message names the ``pip install "pycgroup[extra]"`` to run.
 
@@ -84,6 +88,17 @@ class SamplerClosed(Error, RuntimeError):
 
 class MetricUnavailable(Error, LookupError):
     """A metric named explicitly cannot be provided by this cgroup or machine."""
+
+
+class UnknownMetric(MetricUnavailable, KeyError):
+    """A metric name that is not in the catalogue."""
+
+    def __str__(self) -> str:  # KeyError's own __str__ quotes its argument
+        return str(self.args[0]) if self.args else ""
+
+
+class OutOfMemory(Error, MemoryError):
+    """Memory for a ring (or another buffer sized by the caller) could not be allocated."""
 
 
 class MissingExtra(Error, ImportError):

@@ -1,0 +1,74 @@
+"""The error family: each situation raises a pycgroup.Error that is also the builtin a
+caller would otherwise catch, with a message that says what to do."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import pycgroup
+from pycgroup import errors
+
+BUILTIN_BASE = {
+    errors.ParseError: ValueError, errors.CgroupGone: OSError,
+    errors.NotRegularFile: OSError, errors.SamplerClosed: RuntimeError,
+    errors.MetricUnavailable: LookupError, errors.UnknownMetric: KeyError,
+    errors.OutOfMemory: MemoryError, errors.MissingExtra: ImportError,
+    errors.RecordingError: ValueError, errors.NotARecording: ValueError,
+    errors.TruncatedRecording: ValueError, errors.NewerRecordingFormat: ValueError,
+}
+
+
+def test_every_error_class_is_a_pycgroup_error_and_its_builtin():
+    declared = {obj for obj in vars(errors).values()
+                if isinstance(obj, type) and issubclass(obj, Exception) and obj is not errors.Error}
+    assert declared == set(BUILTIN_BASE)  # a new error class needs its line here
+    for cls, builtin in BUILTIN_BASE.items():
+        assert issubclass(cls, pycgroup.Error) and issubclass(cls, builtin), cls
+        assert getattr(pycgroup, cls.__name__) is cls
+
+
+@pytest.mark.parametrize("backend", ["native", "pure"])
+def test_an_unknown_metric_names_close_matches(backend):
+    with pytest.raises(pycgroup.UnknownMetric) as raised:
+        pycgroup.Sampler(["cpu.usage_usec"], backend=backend)
+    assert isinstance(raised.value, KeyError) and isinstance(raised.value, pycgroup.MetricUnavailable)
+    # Not KeyError's quoted repr: the message reads as a sentence.
+    assert str(raised.value).startswith("unknown metric 'cpu.usage_usec'; did you mean ")
+    assert "cpu.stat.usage_usec" in str(raised.value)
+    with pytest.raises(KeyError, match="unknown metric 'bogus'"):
+        pycgroup.current().read(["bogus"], backend)
+
+
+@pytest.mark.parametrize("backend", ["native", "pure"])
+def test_a_ring_that_does_not_fit_names_the_bytes(backend):
+    """Under an address-space limit of 512 MiB above what the interpreter has mapped, a
+    ring of 2**26 rows (several GiB) cannot be had: the error says how much was asked."""
+    program = textwrap.dedent(f"""
+        import resource
+        import pycgroup
+        metrics = ["proc.rss_bytes", "host.mem.available"]
+        with open("/proc/self/statm") as f:
+            mapped = int(f.read().split()[0]) * resource.getpagesize()
+        limit = mapped + 512 * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        try:
+            pycgroup.Sampler(metrics, capacity=2**26, backend={backend!r})
+        except pycgroup.OutOfMemory as e:
+            assert isinstance(e, MemoryError)
+            print(e)
+        else:
+            raise SystemExit("the ring was allocated")
+        # Memory is still there for a ring that fits.
+        s = pycgroup.Sampler(metrics, capacity=1024, backend={backend!r})
+        s.sample()
+        print(len(s.data()))
+    """)
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    message, rows = done.stdout.strip().splitlines()
+    assert message == (f"a ring of {2**26} rows of 3 int64 columns ({2**26 * 3 * 8} bytes) "
+                       "could not be allocated; ask for a smaller capacity")
+    assert rows == "1"
