@@ -108,12 +108,44 @@ def test_without_nvml_gpu_metrics_are_unavailable_and_cgroups_work(monkeypatch, 
     values = cg.read(["gpu0.util.gpu", "host.mem.total"])
     assert values["gpu0.util.gpu"] is None and values["host.mem.total"] > 0
     assert "NVML cannot be used" in cg.explain("gpu0.util.gpu")
-    # proc.rss_bytes exists everywhere; memory.current does not at a cgroup v2 root.
-    s = pycgroup.Sampler(["gpu0.util.gpu", "proc.rss_bytes"], hz=1000)
-    assert "NVML cannot be used" in s.unavailable["gpu0.util.gpu"]
-    assert s.columns == ("proc.rss_bytes",)
+    # The default set leaves GPUs out and samples the rest.
+    s = pycgroup.Sampler(hz=1000)
+    assert not any(gpu.NAME.fullmatch(name) for name in s.columns)
+    assert "proc.rss_bytes" in s.columns
     s.sample()
     assert s.data()["proc.rss_bytes"][0] > 0
+    s.close()
+
+
+def test_gpu_metrics_named_without_nvml_fail_at_construction(monkeypatch, tmp_path):
+    """Named explicitly, a GPU metric must be read: leaving its column out made the
+    README's GPU example fail later with an IndexError, far from the cause."""
+    monkeypatch.setenv(gpu.LIBRARY_VARIABLE, str(tmp_path / "libnvidia-ml.so.1"))
+    with pytest.raises(pycgroup.MetricUnavailable) as raised:
+        pycgroup.Sampler(["gpu0.util.gpu", "proc.rss_bytes"], hz=1000)
+    assert isinstance(raised.value, LookupError)
+    assert "gpu0.util.gpu: NVML cannot be used" in str(raised.value)
+    assert "proc.rss_bytes" not in str(raised.value)
+
+
+def test_nvml_is_loaded_again_after_a_failure(fake_builds, monkeypatch, tmp_path):
+    """A failure to load NVML is not kept: a later Sampler tries again (a driver
+    installed, or a device attached, after the first try)."""
+    library = tmp_path / "libnvidia-ml.so.1"
+    script = tmp_path / "script.txt"
+    script.write_text(SCRIPT.format(pid=gpu.driver_pid()))
+    monkeypatch.setenv("FAKE_NVML_SCRIPT", str(script))
+    monkeypatch.setenv(gpu.LIBRARY_VARIABLE, str(library))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert not gpu.available()
+    with pytest.raises(pycgroup.MetricUnavailable):
+        pycgroup.Sampler(["gpu0.util.gpu"])
+    shutil.copy(fake_builds["full"], library)
+    assert gpu.available()
+    s = pycgroup.Sampler(["gpu0.util.gpu"])
+    s.sample()
+    assert s.data()["gpu0.util.gpu"].tolist() == [97]
+    s.close()
 
 
 def test_values_flow_to_their_columns_in_their_units(fake_nvml, backend):

@@ -63,7 +63,10 @@ def library_path() -> str | None:
 
 
 def nvml():
-    """Returns the loaded NVML (one per library path), or raises GpuUnavailable."""
+    """Returns the loaded NVML (one per library path), or raises GpuUnavailable.
+
+    Only a success is kept: after a failure (no driver yet, a container started before
+    its GPUs were attached) the next call, e.g. by a later Sampler, tries again."""
     path = library_path()
     if path not in _loaded:
         from pycgroup._native import Nvml
@@ -71,12 +74,9 @@ def nvml():
         try:
             _loaded[path] = Nvml(path)
         except OSError as e:
-            _loaded[path] = GpuUnavailable(e.errno, f"NVML cannot be used: {e.strerror}",
-                                           e.filename)
-    found = _loaded[path]
-    if isinstance(found, Exception):
-        raise found
-    return found
+            raise GpuUnavailable(e.errno, f"NVML cannot be used: {e.strerror}",
+                                 e.filename) from None
+    return _loaded[path]
 
 
 def unavailable_reason() -> str | None:

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pycgroup import plan
+from pycgroup import gpu, plan
 from pycgroup import steps as steps_table
 from pycgroup.sources import ProcessClock, Source
 from pycgroup.cgroup import CGroup, current, missing_reason
-from pycgroup.errors import SamplerClosed
+from pycgroup.errors import MetricUnavailable, OutOfMemory, SamplerClosed
 from pycgroup.limits import limits as read_limits
 from pycgroup.marks import Mark, MarkStore
 from pycgroup.samples import Origin, Samples
@@ -124,6 +124,8 @@ class Sampler:
         self.columns = tuple(sorted(self._plan.column, key=self._plan.column.get))
         assert len(set(self._plan.column.values())) == len(self.columns)
         self.unavailable = dict(self._plan.unavailable)
+        if metrics is not None:
+            self._refuse_unreadable_gpus()
         self._every = self._source_divisors(every)
         self.gpu_every = every.get("gpu*", max(1, math.ceil(self.hz / GPU_DEFAULT_HZ)))
         self._engine = self._make_engine()
@@ -141,6 +143,17 @@ class Sampler:
         self._closed = False
         _live_samplers.add(self)
 
+    def _refuse_unreadable_gpus(self) -> None:
+        """GPU metrics named explicitly must be read: a GPU example left without its GPU
+        columns fails later, far from the cause. (cgroup metrics a version lacks are left
+        out with their reason in self.unavailable, so one metric list serves v1 and v2.)"""
+        gpus = {name: why for name, why in self.unavailable.items() if gpu.NAME.fullmatch(name)}
+        if gpus:
+            listed = "; ".join(f"{name}: {why}" for name, why in gpus.items())
+            raise MetricUnavailable(f"GPU metrics named explicitly cannot be read here "
+                                    f"({listed}); leave them out, or pass metrics=None "
+                                    f"for the default set, which has GPUs only where NVML works")
+
     def _source_divisors(self, every) -> list:
         divisors = []
         for spec in self._plan.reader.specs:
@@ -156,7 +169,14 @@ class Sampler:
             from pycgroup._native import Engine
         else:
             from pycgroup._pure_sampler import PureEngine as Engine
-        engine = Engine(self._plan.reader, self.capacity, self.period_ns, self._every)
+        try:
+            engine = Engine(self._plan.reader, self.capacity, self.period_ns, self._every)
+        except MemoryError as e:
+            width = self._plan.reader.ncolumns + 1  # the timestamp, then the columns
+            raise OutOfMemory(
+                f"a ring of {self.capacity} rows of {width} int64 columns "
+                f"({self.capacity * width * 8} bytes) could not be allocated; "
+                f"ask for a smaller capacity") from e
         engine.set_gpus(self._plan.gpu_groups, self.gpu_every)
         if self._plan.process_clock:
             engine.set_process_clock(self._plan.process_clock)
