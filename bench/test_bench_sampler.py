@@ -89,8 +89,8 @@ def test_schedule(benchmark, cgroup, hz, metrics):
         stats = sampler.stats
         benchmark.extra_info.update(
             hz=hz, samples=stats.samples, overruns=stats.overruns,
-            p50_us=stats.period_error_p50_us, p99_us=stats.period_error_p99_us,
-            max_us=stats.period_error_max_us)
+            p50_us=stats.lateness_p50_us, p99_us=stats.lateness_p99_us,
+            max_us=stats.lateness_max_us)
         sampler.close()
 
     benchmark.pedantic(two_seconds, rounds=1, iterations=1)

@@ -390,14 +390,15 @@ uint64_t pcg_sampler_lateness_quantile(pcg_sampler *s, double q)
     if (total == 0)
         return 0;
     uint64_t rank = (uint64_t)(q * (double)total);
-    for (int b = 0; b <= PCG_LATENESS_BUCKETS; b++) {
+    uint64_t max_ns = atomic_load_explicit(&s->lateness_max_ns, memory_order_relaxed);
+    for (int b = 0; b < PCG_LATENESS_BUCKETS; b++) {
         seen += atomic_load_explicit(&s->lateness_us[b], memory_order_relaxed);
-        if (seen > rank)
-            return b == PCG_LATENESS_BUCKETS
-                       ? atomic_load_explicit(&s->lateness_max_ns, memory_order_relaxed)
-                       : (uint64_t)(b + 1) * 1000; /* the bucket's upper edge */
+        if (seen > rank) { /* the bucket's upper edge, which no quantile exceeds the max by */
+            uint64_t edge_ns = (uint64_t)(b + 1) * 1000;
+            return edge_ns < max_ns ? edge_ns : max_ns;
+        }
     }
-    return atomic_load_explicit(&s->lateness_max_ns, memory_order_relaxed);
+    return max_ns;
 }
 
 /* Closes the sampler if open and frees what init allocated; safe to call twice. */

@@ -450,9 +450,9 @@ cdef class Engine:
             "overruns": self._sampler.overruns,
             "read_errors": self._sampler.read_errors,
             "last_error": error,
-            "lateness_p50_us": pcg_sampler_lateness_quantile(&self._sampler, 0.50) / 1000,
-            "lateness_p99_us": pcg_sampler_lateness_quantile(&self._sampler, 0.99) / 1000,
-            "lateness_max_us": self._sampler.lateness_max_ns / 1000,
+            "lateness_p50_us": pcg_sampler_lateness_quantile(&self._sampler, 0.50) / 1000.0,
+            "lateness_p99_us": pcg_sampler_lateness_quantile(&self._sampler, 0.99) / 1000.0,
+            "lateness_max_us": self._sampler.lateness_max_ns / 1000.0,
             "position": self._ring.committed,
         }
 

@@ -206,7 +206,9 @@ class PureEngine:
         if total == 0:
             return 0
         bucket = int(np.searchsorted(np.cumsum(self._lateness), int(q * total), side="right"))
-        return self._lateness_max_ns / 1000 if bucket >= LATENESS_BUCKETS else bucket + 1
+        if bucket >= LATENESS_BUCKETS:
+            return self._lateness_max_ns / 1000
+        return min(bucket + 1, self._lateness_max_ns / 1000)  # the bucket's upper edge
 
     def stats(self) -> dict:
         return {

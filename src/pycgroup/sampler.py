@@ -8,6 +8,7 @@ import fnmatch
 import math
 import os
 import time
+import warnings
 import weakref
 from dataclasses import dataclass
 
@@ -65,11 +66,30 @@ class SamplerStats:
     overruns: int  # deadlines the thread missed because it was late
     read_errors: int  # file reads that failed (their columns hold MISSING)
     last_error: Exception | None
-    period_error_p50_us: float  # how late the thread woke after its deadlines
-    period_error_p99_us: float
-    period_error_max_us: float
+    lateness_p50_us: float  # how late the thread woke after its deadlines
+    lateness_p99_us: float
+    lateness_max_us: float
     marks_dropped: int = 0  # marks pushed out of the bounded mark store by newer ones
     spans_dropped: int = 0  # finished spans let go by steps()' store (still in summary())
+
+    # The names of 0.1, kept for code written against it.
+    @property
+    def period_error_p50_us(self) -> float:
+        return _deprecated("period_error_p50_us", "lateness_p50_us", self.lateness_p50_us)
+
+    @property
+    def period_error_p99_us(self) -> float:
+        return _deprecated("period_error_p99_us", "lateness_p99_us", self.lateness_p99_us)
+
+    @property
+    def period_error_max_us(self) -> float:
+        return _deprecated("period_error_max_us", "lateness_max_us", self.lateness_max_us)
+
+
+def _deprecated(old: str, new: str, value: float) -> float:
+    warnings.warn(f"SamplerStats.{old} is deprecated; use SamplerStats.{new}",
+                  DeprecationWarning, stacklevel=3)
+    return value
 
 
 def _capacity(capacity) -> int:

@@ -63,7 +63,7 @@ def summarise(cg: CGroup, seconds: float, hz: float = 1000.0) -> dict[str, Any]:
         rows=len(data),
         memory_current_peak_bytes=data.peak("memory.current"),
         memory_working_set_peak_bytes=data.peak("memory.working_set"),
-        period_error_p99_us=stats.period_error_p99_us,
+        lateness_p99_us=stats.lateness_p99_us,
         read_errors=stats.read_errors,
     )
     sampler.close()
@@ -191,7 +191,7 @@ def _format_summary(s: dict[str, Any]) -> list[str]:
                    if s[k] is not None)
     return [
         f"sampled for {s['interval_s']:.2f} s at 1 kHz ({s['rows']} rows, "
-        f"p99 period error {s['period_error_p99_us']:.0f} µs)",
+        f"p99 lateness {s['lateness_p99_us']:.0f} µs)",
         f"  cpu cores used     {cores} of "
         f"{'unlimited' if limit is None or math.isinf(limit) else f'{limit:g}'}",
         # The kernel counts throttled time once per CPU the cgroup was throttled on, so
