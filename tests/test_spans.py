@@ -314,6 +314,26 @@ def test_summary_counts_every_span_even_those_steps_let_go(tree, backend):
     assert summary.cpu_throttled_fraction.count == 0  # no CFS period passed: unknown
 
 
+def test_summary_of_a_marks_only_label_covers_the_steps_between_held_marks(tree, backend):
+    cg = fixture_cgroup(tree)
+    s = pycgroup.Sampler(V2_METRICS, cgroup=cg, backend=backend, every={})
+    set_cpu(cg, 0, 0, 0)
+    s.sample()
+    for step in range(5):
+        s.mark("it")
+        set_cpu(cg, 1000 * (step + 1), 0, 0)
+        s.sample()
+    s.mark("it")
+    table = s.steps("it")
+    summary = s.summary("it")
+    assert summary.count == len(table) == 5
+    assert summary.total_s == pytest.approx(table["duration_s"].sum())
+    assert summary.duration_s.max == table["duration_s"].max()
+    assert summary.cpu_cores_used.count == 5
+    assert summary.cpu_cores_used.max == pytest.approx(table["cpu_cores_used"].max(), rel=0.011)
+    assert s.summary("never").count == 0
+
+
 # --- memory -----------------------------------------------------------------------
 
 def test_a_finished_span_holds_under_2_kb():

@@ -25,7 +25,7 @@ from pycgroup.samples import Origin, Samples
 from pycgroup.span_store import SpanStore
 from pycgroup.spans import Span
 from pycgroup.steps import RowLayout, Steps
-from pycgroup.summary import StepSummary
+from pycgroup.summary import LabelSummary, StepSummary
 
 #: Metrics sampled when none are named (those this cgroup does not have are left out).
 DEFAULT_METRICS = (
@@ -330,9 +330,19 @@ class Sampler:
 
     def summary(self, label: str) -> StepSummary:
         """Returns running statistics of every span with this label that finished (kept
-        in O(1) memory, so they cover runs far longer than the ring)."""
+        in O(1) memory, so they cover runs far longer than the ring).
+
+        A label used only with mark() has no running statistics (a mark stays under a
+        microsecond by reading no row): its summary covers the steps that steps(label)
+        gives, the intervals between the marks still held."""
         self._check_open()
-        return self._spans.summary(label)
+        if self._spans.has(label):
+            return self._spans.summary(label)
+        between_marks = LabelSummary(label)
+        steps = self.steps(label)
+        if len(steps):
+            between_marks.add({name: steps[name] for name in steps.columns})
+        return between_marks.result()
 
     def gpu_history(self, gpu: int = 0) -> dict:
         """Returns the driver's own samples of gpu<N> drained so far, oldest first:

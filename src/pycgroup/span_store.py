@@ -66,6 +66,10 @@ class SpanStore:
         entry = self._labels.get(label)
         return list(entry.items) if entry is not None else []
 
+    def has(self, label: str) -> bool:
+        """Returns True once a span with this label has finished."""
+        return label in self._labels
+
     def summary(self, label: str):
         entry = self._labels.get(label)
         if entry is None:
