@@ -26,6 +26,10 @@ def test_fit_logs_steps_per_epoch_and_every_n_steps(backend, steps_per_execution
     assert got["backend"] == backend
     epochs = got["epochs"]
     assert epochs["pycgroup/steps"] == [10.0, 10.0]  # steps, not batch hooks
+    # A span per batch hook: 10 a epoch, or 3 in executions of 4 (4, 4 and 2 steps).
+    hooks = 2 * -(-10 // steps_per_execution)
+    assert got["step_rows"] == got["summary_count"] == hooks
+    assert all(d > 0 for d in got["step_durations_s"])
     assert len(epochs["loss"]) == 2
     assert all(v > 0 for v in epochs["pycgroup/cpu_cores_used"])
     assert all(v > 2**20 for v in epochs["pycgroup/memory_working_set_bytes"])

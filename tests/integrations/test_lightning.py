@@ -18,7 +18,7 @@ def pycgroup_rows(rows):
 
 
 def test_csv_has_pycgroup_columns_every_log_interval(tmp_path):
-    rows, _ = tiny.lightning_mlp(tmp_path, max_steps=20, log_every=5)
+    rows, callback = tiny.lightning_mlp(tmp_path, max_steps=20, log_every=5)
     logged = pycgroup_rows(rows)
     # Lightning writes step logs after steps 5, 10, 15, 20 (its "step" column counts from 0).
     assert [int(r["step"]) for r in logged] == [4, 9, 14, 19]
@@ -32,6 +32,13 @@ def test_csv_has_pycgroup_columns_every_log_interval(tmp_path):
         for name, value in r.items():
             if name.startswith("pycgroup/psi_") and value:
                 assert 0 <= float(value) <= 1.05, (name, value)  # stall s per s
+    # Each batch was a span: the run's step table and statistics stay after fit().
+    steps = callback.steps()
+    assert len(steps) == 20 and callback.summary().count == 20
+    assert (steps["start_ns"][1:] >= steps["end_ns"][:-1]).all()
+    assert (steps["cpu.stat.usage_usec.delta"] >= 0).all()
+    windows = steps["duration_s"].reshape(4, 5).mean(axis=1)
+    assert [float(r["pycgroup/step_time_s"]) for r in logged] == pytest.approx(windows.tolist())
 
 
 def test_pytorch_lightning_trainer_takes_its_own_callback_class(tmp_path):

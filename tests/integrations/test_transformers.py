@@ -16,7 +16,7 @@ def run(tmp_path_factory):
 
 
 def test_metrics_are_logged_at_the_trainers_logging_steps(run):
-    history, _, _ = run
+    history, _, _, _ = run
     ours = [e for e in history if "pycgroup/steps" in e]
     assert [e["step"] for e in ours] == [3, 6, 9]
     for entry in ours:
@@ -27,10 +27,19 @@ def test_metrics_are_logged_at_the_trainers_logging_steps(run):
         assert 0 < entry["pycgroup/memory_working_set_fraction"] <= 1
 
 
+def test_each_optimizer_step_is_a_step_of_the_table(run):
+    history, _, _, ours = run
+    steps = ours.steps()
+    assert len(steps) == 10 and ours.summary().count == 10
+    logged = [e["pycgroup/step_time_s"] for e in history if "pycgroup/steps" in e]
+    windows = steps["duration_s"][:9].reshape(3, 3).mean(axis=1)
+    assert logged == pytest.approx(windows.tolist())
+
+
 def test_the_trainers_own_loss_logs_are_kept(run):
     """Trainer.log() clears control.should_log; the callback must set it again or the
     loss of that step would never be logged."""
-    history, _, _ = run
+    history, _, _, _ = run
     assert [e["step"] for e in history if "loss" in e] == [3, 6, 9]
 
 

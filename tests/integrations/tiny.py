@@ -76,7 +76,7 @@ def lightning_mlp(out_dir, max_steps=20, log_every=5, package="lightning", hidde
 def hf_trainer(out_dir, max_steps=10, logging_steps=3):
     """Trains a 2-layer BertConfig model (sizes of a few dozen) on synthetic tokens with
     PycgroupCallback between two capturing callbacks; returns (log_history, what the
-    callback before it saw, what the callback after it saw)."""
+    callback before it saw, what the callback after it saw, the PycgroupCallback)."""
     import torch
     from transformers import (BertConfig, BertForSequenceClassification, Trainer,
                               TrainerCallback, TrainingArguments)
@@ -111,11 +111,11 @@ def hf_trainer(out_dir, max_steps=10, logging_steps=3):
                              per_device_train_batch_size=8, logging_steps=logging_steps,
                              report_to=[], save_strategy="no", use_cpu=True,
                              disable_tqdm=True, dataloader_num_workers=0)
-    before, after = Capture(), Capture()
+    before, ours, after = Capture(), PycgroupCallback(), Capture()
     trainer = Trainer(model=model, args=args, train_dataset=Tokens(),
-                      callbacks=[before, PycgroupCallback(), after])
+                      callbacks=[before, ours, after])
     trainer.train()
-    return trainer.state.log_history, before.seen, after.seen
+    return trainer.state.log_history, before.seen, after.seen, ours
 
 
 def keras_fit(steps_per_execution, epochs=2, steps_per_epoch=10):
@@ -133,8 +133,10 @@ def keras_fit(steps_per_execution, epochs=2, steps_per_epoch=10):
     model.compile(optimizer="sgd", loss="mse", steps_per_execution=steps_per_execution)
     callback = PycgroupCallback(every_n_steps=4)
     history = model.fit(x, y, batch_size=16, epochs=epochs, verbose=0, callbacks=[callback])
+    steps, summary = callback.steps(), callback.summary()
     return {"backend": keras.backend.backend(), "epochs": history.history,
-            "reports": callback.history}
+            "reports": callback.history, "step_rows": len(steps),
+            "step_durations_s": steps["duration_s"].tolist(), "summary_count": summary.count}
 
 
 def rank(rank_, world_size, port, busy_seconds):

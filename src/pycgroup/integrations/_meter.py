@@ -1,7 +1,9 @@
-"""StepMeter: what every framework callback shares. It runs a Sampler, counts training
-steps with two clock reads each, and turns the rows since the last report into the
-metrics the callbacks log. It never raises into a training loop: a failure is logged
-once (``logging``, logger ``pycgroup.integrations``) and what it broke is skipped."""
+"""StepMeter: what every framework callback shares. It runs a Sampler, wraps each training
+step in a span (``sampler.span(label)``: two copies of the newest row, microseconds), and
+turns the rows since the last report into the metrics the callbacks log. The spans give
+the per-step table (``steps()``) and running statistics (``summary()``) of the run. It
+never raises into a training loop: a failure is logged once (``logging``, logger
+``pycgroup.integrations``) and what it broke is skipped."""
 
 from __future__ import annotations
 
@@ -26,6 +28,9 @@ CHANGES = {"oom_kills": "memory.events.oom_kill"}
 
 _ABSENT = (MISSING, UNLIMITED)
 
+#: The label of the spans a meter wraps training steps in.
+STEP_LABEL = "train_step"
+
 #: Sampling rate of a callback's sampler: counters are cumulative, so each report is
 #: exact at any rate (its end is a row taken on the spot); the rate only sets how well
 #: peaks (working set) and GPU clock-event fractions are caught.
@@ -36,12 +41,16 @@ class StepMeter:
     """Counts steps and reports cgroup metrics over the time since the previous report.
 
     ``sampler``: a Sampler to use (not started, stopped or closed by the meter); by
-    default the meter makes one over this process's cgroup at ``hz`` and owns it."""
+    default the meter makes one over this process's cgroup at ``hz`` and owns it.
+    ``label``: the label of the step spans, for ``sampler.steps(label)``; None times the
+    steps with the clock alone (a second window over steps another meter spans)."""
 
-    def __init__(self, sampler=None, hz: float = DEFAULT_HZ, metrics=None):
+    def __init__(self, sampler=None, hz: float = DEFAULT_HZ, metrics=None,
+                 label: str | None = STEP_LABEL):
         self._given = sampler
         self._hz = hz
         self._metrics = metrics
+        self.label = label
         self.sampler = sampler
         self._warned: set = set()
         self._measured: set = set()  # metrics reported at least once
@@ -49,7 +58,9 @@ class StepMeter:
         self._window_start_ns = None
         self._steps = 0
         self._step_ns = 0
+        self._span = None
         self._began_ns = None
+        self._kept = (None, None)  # steps and summary of an own sampler, kept at close
         self.steps_total = 0
 
     # --- lifecycle (never raises) -----------------------------------------------------
@@ -60,7 +71,11 @@ class StepMeter:
             try:
                 from pycgroup.sampler import Sampler
 
-                self.sampler = Sampler(self._metrics, hz=self._hz)
+                # Every file on every tick: at a callback's rate that costs little, and
+                # a counter read only every Nth tick (the 1 kHz default for pressure and
+                # memory.stat) would be up to N periods stale at a window's ends, which
+                # over a short window makes rates of stall time exceed one second a second.
+                self.sampler = Sampler(self._metrics, hz=self._hz, every={})
             except Exception as e:  # noqa: BLE001 - never into the training loop
                 self.warn_once("sampler", "pycgroup: cannot sample this cgroup (%s: %s); "
                                "no pycgroup metrics will be logged", type(e).__name__, e)
@@ -80,26 +95,59 @@ class StepMeter:
         self._steps = self._step_ns = 0
 
     def close(self) -> None:
-        """Stops the sampler if the meter made it."""
+        """Stops the sampler if the meter made it, keeping its steps and summary."""
         if self.sampler is not None and self._given is None:
             try:
+                self._kept = (self.sampler.steps(self.label), self.sampler.summary(self.label))
                 self.sampler.close()
             except Exception as e:  # noqa: BLE001
                 self.warn_once("close", "pycgroup: closing the sampler failed (%s)", e)
             self.sampler = None
 
-    # --- the hot path: two clock reads a step -----------------------------------------
+    # --- the hot path: a span a step -------------------------------------------------
 
     def begin(self) -> None:
-        self._began_ns = time.monotonic_ns()
+        """Opens the step's span (with label None, or without a sampler, only the clock
+        is read)."""
+        if self.sampler is None or self.label is None:
+            self._began_ns = time.monotonic_ns()
+            return
+        try:
+            self._span = self.sampler.span(self.label).__enter__()
+        except Exception as e:  # noqa: BLE001 - a closed sampler, never into the loop
+            self._span = None
+            self.warn_once("span", "pycgroup: a step span could not start (%s: %s)",
+                           type(e).__name__, e)
 
     def end(self, steps: int = 1) -> None:
         """Ends the step (or the ``steps`` steps) that ``begin()`` started."""
-        if self._began_ns is not None:
+        span, self._span = self._span, None
+        if span is not None:
+            try:
+                span.__exit__(None, None, None)
+                self._step_ns += span.end_ns - span.start_ns
+            except Exception as e:  # noqa: BLE001
+                self.warn_once("span end", "pycgroup: a step span could not end (%s: %s)",
+                               type(e).__name__, e)
+        elif self._began_ns is not None:
             self._step_ns += time.monotonic_ns() - self._began_ns
             self._began_ns = None
         self._steps += steps
         self.steps_total += steps
+
+    def steps(self):
+        """Returns the Steps table of the steps kept (see Sampler.steps), also after
+        training; None when nothing was measured."""
+        if self.sampler is not None:
+            return self.sampler.steps(self.label)
+        return self._kept[0]
+
+    def summary(self):
+        """Returns the StepSummary of every step measured, also after training; None
+        when nothing was measured."""
+        if self.sampler is not None:
+            return self.sampler.summary(self.label)
+        return self._kept[1]
 
     # --- reports ----------------------------------------------------------------------
 
@@ -210,6 +258,25 @@ class StepMeter:
         if key not in self._warned:
             self._warned.add(key)
             log.warning(message, *args)
+
+
+class MeteredCallback:
+    """What every framework callback offers beside logging: the run's steps, each a span
+    of its own, as a table and as running statistics (also after training ended)."""
+
+    meter: StepMeter
+
+    def steps(self):
+        """Returns the Steps table of the training steps kept (see Sampler.steps: one
+        row per step with its CPU, throttling, memory and pressure figures), or None
+        when nothing was measured. Under many ranks, ``reduce_steps(callback.steps())``
+        names the rank that was throttled."""
+        return self.meter.steps()
+
+    def summary(self):
+        """Returns the StepSummary of every training step measured (count, duration,
+        cores used, throttled fraction and peak working set distributions), or None."""
+        return self.meter.summary()
 
 
 def prefixed(metrics: dict, prefix: str) -> dict:

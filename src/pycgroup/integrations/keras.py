@@ -12,14 +12,15 @@ callback placed after it)."""
 from __future__ import annotations
 
 from pycgroup._extras import require
-from pycgroup.integrations._meter import DEFAULT_HZ, StepMeter, prefixed
+from pycgroup.integrations._meter import DEFAULT_HZ, MeteredCallback, StepMeter, prefixed
 from pycgroup.integrations.ranks import across_ranks
 
 _class = None
 
 
-class _PycgroupHooks:
-    """Times each batch hook (``on_train_batch_begin``/``end``) and adds the metrics over
+class _PycgroupHooks(MeteredCallback):
+    """Wraps each batch hook (``on_train_batch_begin``/``end``) in a span (the table and
+    statistics of all of them: ``steps()``, ``summary()``) and adds the metrics over
     the epoch to the epoch's logs (``steps``, ``step_time_s``, ``cpu_cores_used``,
     ``cpu_throttled_fraction``, ``cpu_throttled_s_per_s``, ``memory_working_set_bytes``,
     ``memory_working_set_fraction``, ``psi_*``, ``oom_kills``,
@@ -28,7 +29,7 @@ class _PycgroupHooks:
 
     With ``steps_per_execution`` = N > 1 each batch hook covers N training steps (fewer
     in an epoch's last): ``steps`` counts training steps, not hooks, and ``step_time_s``
-    is the hook's time divided by its steps. ``self.history`` keeps every report as
+    is the hook's time divided by its steps; ``steps()`` has a row per hook. ``self.history`` keeps every report as
     (training step, {name: value}) with the step counted from the start of fit()."""
 
     def __init__(self, sampler=None, hz: float = DEFAULT_HZ, metrics=None,
@@ -51,7 +52,7 @@ class _PycgroupHooks:
         if not self._running:
             self._running = self.meter.start()
             if self._running and self.every_n_steps is not None:
-                self._every_meter = StepMeter(self.meter.sampler)
+                self._every_meter = StepMeter(self.meter.sampler, label=None)
                 self._every_meter.start()
 
     def on_epoch_begin(self, epoch, logs=None):

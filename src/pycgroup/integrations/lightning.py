@@ -14,17 +14,18 @@ import importlib
 import sys
 
 from pycgroup._extras import require
-from pycgroup.integrations._meter import DEFAULT_HZ, StepMeter, prefixed
+from pycgroup.integrations._meter import DEFAULT_HZ, MeteredCallback, StepMeter, prefixed
 from pycgroup.integrations.ranks import across_ranks
 
 PACKAGES = {"lightning": "lightning.pytorch", "pytorch_lightning": "pytorch_lightning"}
 _classes: dict = {}
 
 
-class _PycgroupHooks:
+class _PycgroupHooks(MeteredCallback):
     """The callback's behaviour; mixed into each Lightning's Callback by callback_class.
 
-    Each training batch is timed (two clock reads); on the steps where Lightning writes
+    Each training batch is a span (``sampler.span("train_step")``, microseconds; the
+    table and statistics of all of them: ``steps()``, ``summary()``); on the steps where Lightning writes
     its logs (every ``log_every_n_steps``) the metrics over the interval since the last
     write are logged with ``on_step=True``: ``steps``, ``step_time_s``,
     ``cpu_cores_used``, ``cpu_throttled_fraction``, ``cpu_throttled_s_per_s``,

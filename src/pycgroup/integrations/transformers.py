@@ -17,14 +17,15 @@ from __future__ import annotations
 import inspect
 
 from pycgroup._extras import require
-from pycgroup.integrations._meter import DEFAULT_HZ, StepMeter, prefixed
+from pycgroup.integrations._meter import DEFAULT_HZ, MeteredCallback, StepMeter, prefixed
 from pycgroup.integrations.ranks import across_ranks
 
 _class = None
 
 
-class _PycgroupHooks:
-    """Times each optimizer step (``on_step_begin``/``on_step_end``) and, at the steps
+class _PycgroupHooks(MeteredCallback):
+    """Wraps each optimizer step (``on_step_begin``/``on_step_end``) in a span (the
+    table and statistics of all of them: ``steps()``, ``summary()``) and, at the steps
     the Trainer logs, logs ``steps``, ``step_time_s``, ``cpu_cores_used``,
     ``cpu_throttled_fraction``, ``cpu_throttled_s_per_s``, ``memory_working_set_bytes``,
     ``memory_working_set_fraction``, ``psi_*``, ``oom_kills`` and
