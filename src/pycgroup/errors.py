@@ -1,21 +1,25 @@
 """Errors raised by pycgroup.
 
-Everything pycgroup raises on purpose is a :class:`pycgroup.Error`, and also an instance
+Everything pycgroup raises on purpose is a ``pycgroup.Error``, and also an instance
 of the builtin exception a caller would otherwise expect, so both ``except
 pycgroup.Error`` and ``except ValueError``/``OSError``/... keep working:
 
-- :class:`ParseError` (``ValueError``): a kernel file's content did not have the
+- ``ParseError`` (``ValueError``): a kernel file's content did not have the
   documented format. It names the file and line.
-- :class:`CgroupGone` (``OSError``): the cgroup was removed while it was being read.
-- :class:`NotRegularFile` (``OSError``): where a kernel file was expected there is a
+- ``CgroupGone`` (``OSError``): the cgroup was removed while it was being read.
+- ``NotRegularFile`` (``OSError``): where a kernel file was expected there is a
   FIFO, a device or a directory, which could block a read or never end. It names the path.
-- :class:`SamplerClosed` (``RuntimeError``): a method of a closed Sampler was called.
-- :class:`MetricUnavailable` (``LookupError``): a metric named explicitly cannot be
-  provided here; the message says why.
-- :class:`MissingExtra` (``ImportError``): a feature needs an optional dependency that is
+- ``SamplerClosed`` (``RuntimeError``): a method of a closed Sampler was called.
+- ``MetricUnavailable`` (``LookupError``): reserved for a metric named explicitly that
+  cannot be provided here; no function raises it yet (``CGroup.read()`` returns None for
+  such a metric, and a Sampler leaves it out of its columns, in ``Sampler.unavailable``).
+- ``MissingExtra`` (``ImportError``): a feature needs an optional dependency that is
   not installed; the message names the ``pip install "pycgroup[extra]"`` to run.
+- ``RecordingError`` (``ValueError``), as ``NotARecording``, ``TruncatedRecording`` or
+  ``NewerRecordingFormat``: ``load()`` cannot read a file as a recording. It names the
+  file and the reason.
 
-Other I/O failures are plain :class:`OSError` subclasses carrying the file name
+Other I/O failures are plain ``OSError`` subclasses carrying the file name
 (``FileNotFoundError``, ``PermissionError``, ...).
 """
 
@@ -83,7 +87,11 @@ class SamplerClosed(Error, RuntimeError):
 
 
 class MetricUnavailable(Error, LookupError):
-    """A metric named explicitly cannot be provided by this cgroup or machine."""
+    """A metric named explicitly cannot be provided by this cgroup or machine.
+
+    Reserved: no pycgroup function raises it yet. ``CGroup.read()`` returns None for
+    such a metric, and a Sampler leaves it out of its columns (``Sampler.unavailable``
+    says why)."""
 
 
 class MissingExtra(Error, ImportError):
