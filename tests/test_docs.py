@@ -128,8 +128,8 @@ def _assert_rendered(text: str, function, name: str) -> None:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     pytest.importorskip("mkdocs", reason="mkdocs is not installed: pip install '.[docs]'")
-    pytest.importorskip("mkdocstrings", reason="mkdocstrings is not installed: "
-                                               "pip install '.[docs]'")
+    pytest.importorskip("mkdocstrings_handlers.python",
+                        reason="mkdocstrings[python] is not installed: pip install '.[docs]'")
     out = tmp_path_factory.mktemp("site")
     build = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file",
