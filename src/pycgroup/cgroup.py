@@ -128,7 +128,7 @@ class CGroup:
         """Returns {name: value}: an int, ``pycgroup.UNLIMITED`` (``math.inf``) for a limit
         that is unlimited, or None for what is unavailable here (see explain()).
 
-        Raises KeyError for unknown names, :class:`pycgroup.CgroupGone` (an OSError,
+        Raises KeyError for unknown names, ``pycgroup.CgroupGone`` (an OSError,
         errno ENODEV or ENOENT, naming the file or directory) when the cgroup was removed,
         other OSErrors naming the file for I/O errors, and ParseError for content that
         does not parse."""

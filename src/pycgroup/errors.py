@@ -1,25 +1,31 @@
 """Errors raised by pycgroup.
 
-Everything pycgroup raises on purpose is a :class:`pycgroup.Error`, and also an instance
+Everything pycgroup raises on purpose is a ``pycgroup.Error``, and also an instance
 of the builtin exception a caller would otherwise expect, so both ``except
 pycgroup.Error`` and ``except ValueError``/``OSError``/... keep working:
 
-- :class:`ParseError` (``ValueError``): a kernel file's content did not have the
+- ``ParseError`` (``ValueError``): a kernel file's content did not have the
   documented format. It names the file and line.
-- :class:`CgroupGone` (``OSError``): the cgroup was removed while it was being read.
-- :class:`NotRegularFile` (``OSError``): where a kernel file was expected there is a
+- ``CgroupGone`` (``OSError``): the cgroup was removed while it was being read.
+- ``NotRegularFile`` (``OSError``): where a kernel file was expected there is a
   FIFO, a device or a directory, which could block a read or never end. It names the path.
-- :class:`SamplerClosed` (``RuntimeError``): a method of a closed Sampler was called.
-- :class:`MetricUnavailable` (``LookupError``): a metric named explicitly cannot be
-  provided here; the message says why.
-- :class:`UnknownMetric` (a ``MetricUnavailable`` and a ``KeyError``): a metric name that
-  is not in the catalogue; the message names the closest known names.
-- :class:`OutOfMemory` (``MemoryError``): a ring could not be allocated; the message
-  names the bytes asked for.
-- :class:`MissingExtra` (``ImportError``): a feature needs an optional dependency that is
+- ``SamplerClosed`` (``RuntimeError``): a method of a closed Sampler was called.
+- ``MetricUnavailable`` (``LookupError``): a metric named explicitly cannot be provided
+  here (a GPU metric without NVML, given to a Sampler); the message says why.
+  ``CGroup.read()`` returns None instead, and a Sampler leaves a cgroup metric that this
+  cgroup version lacks out of its columns (``Sampler.unavailable`` says why), so one
+  metric list serves v1 and v2.
+- ``UnknownMetric`` (a ``MetricUnavailable`` and a ``KeyError``): a metric name that is
+  not in the catalogue; the message names the closest known names.
+- ``OutOfMemory`` (``MemoryError``): a ring could not be allocated; the message names
+  the bytes asked for.
+- ``MissingExtra`` (``ImportError``): a feature needs an optional dependency that is
   not installed; the message names the ``pip install "pycgroup[extra]"`` to run.
+- ``RecordingError`` (``ValueError``), as ``NotARecording``, ``TruncatedRecording`` or
+  ``NewerRecordingFormat``: ``load()`` cannot read a file as a recording. It names the
+  file and the reason.
 
-Other I/O failures are plain :class:`OSError` subclasses carrying the file name
+Other I/O failures are plain ``OSError`` subclasses carrying the file name
 (``FileNotFoundError``, ``PermissionError``, ...).
 """
 
@@ -87,7 +93,10 @@ class SamplerClosed(Error, RuntimeError):
 
 
 class MetricUnavailable(Error, LookupError):
-    """A metric named explicitly cannot be provided by this cgroup or machine."""
+    """A metric named explicitly cannot be provided by this cgroup or machine: raised by
+    Sampler for GPU metrics that cannot be read (``CGroup.read()`` returns None for an
+    unavailable metric, and a Sampler leaves out cgroup metrics this cgroup version
+    lacks, with the reason in ``Sampler.unavailable``)."""
 
 
 class UnknownMetric(MetricUnavailable, KeyError):

@@ -32,7 +32,30 @@ class Limits:
 
     Each limit is a number, ``pycgroup.UNLIMITED`` (``math.inf``) when nothing limits it,
     or None when it cannot be known here (this cgroup version has no such limit, or its
-    cgroup directory is missing: ``problems`` says which)."""
+    cgroup directory is missing: ``problems`` says which).
+
+    Attributes:
+        memory_max_bytes: The tightest ``memory.max`` up the ancestry (UNLIMITED if >= host
+            RAM).
+        memory_high_bytes: The tightest ``memory.high`` (v2 only).
+        swap_max_bytes: The cgroup's swap allowance (v1: memsw - memory limit).
+        host_memory_bytes: ``MemTotal``.
+        effective_memory_bytes: min(host memory, memory_max_bytes).
+        cpu_quota_cores: The tightest quota/period up the ancestry.
+        cpuset_cpus: The effective cpuset ∩ the process's CPU affinity.
+        effective_cpus: min(cpu_quota_cores, len(cpuset_cpus)).
+        cpu_count: ceil(effective_cpus), at least 1: size thread pools with this.
+        pids_max: The tightest ``pids.max`` up the ancestry.
+        host_swap_bytes: ``SwapTotal``.
+        effective_swap_bytes: min(swap_max_bytes, host swap): what can be used.
+        memory_low_bytes: The cgroup's ``memory.low`` protection (v2 only).
+        memory_min_bytes: The cgroup's ``memory.min`` protection (v2 only).
+        memory_soft_limit_bytes: ``memory.soft_limit_in_bytes`` (v1 only).
+        cpu_weight: ``cpu.weight`` 1-10000; on v1 converted from ``cpu.shares``.
+        cpu_shares: v1 ``cpu.shares`` as written (2-262144); None on v2.
+        io_max: "MAJ:MIN" -> {"rbps", "wbps", "riops", "wiops"}: the tightest ``io.max``
+            up the ancestry.
+        problems: Why a figure is missing or may be too loose."""
 
     memory_max_bytes: Limit  # tightest memory.max up the ancestry (UNLIMITED if >= host RAM)
     memory_high_bytes: Limit  # tightest memory.high (v2 only)
@@ -168,7 +191,7 @@ class _Walk:
 def limits(cg: CGroup | None = None, backend: str = "native") -> Limits:
     """Returns the limits of cg (default: this process's cgroups).
 
-    Raises :class:`pycgroup.CgroupGone` when the cgroup was removed, OSError naming the
+    Raises ``pycgroup.CgroupGone`` when the cgroup was removed, OSError naming the
     file for other I/O errors, ParseError for content that does not parse. A limit whose
     files are absent is None, and ``problems`` says why where that is not the normal
     state of this cgroup version."""

@@ -1,6 +1,6 @@
 """OpenTelemetry export: ``instrument(meter_provider=None, cg=None)`` registers
 observable instruments for a cgroup (needs ``pycgroup[otel]``). See
-:mod:`pycgroup.export.otel`."""
+``pycgroup.export.otel``."""
 
 from pycgroup.export.otel import instrument
 

@@ -61,6 +61,19 @@ _monotonic_ns = time.monotonic_ns
 
 @dataclass(frozen=True)
 class SamplerStats:
+    """A sampler's counters (``Sampler.stats``).
+
+    Attributes:
+        samples: Rows taken.
+        dropped: Rows overwritten before any data() call reached them.
+        overruns: Deadlines the thread missed because it was late.
+        read_errors: File reads that failed (their columns hold MISSING).
+        last_error: The latest failed read's error, or None.
+        period_error_p50_us: How late the thread woke after its deadlines (median; also
+            ``period_error_p99_us`` and ``period_error_max_us``).
+        marks_dropped: Marks pushed out of the bounded mark store by newer ones.
+        spans_dropped: Finished spans let go by steps()' store (still in summary())."""
+
     samples: int  # rows taken
     dropped: int  # rows overwritten before any data() call reached them
     overruns: int  # deadlines the thread missed because it was late

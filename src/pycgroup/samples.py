@@ -86,7 +86,26 @@ class Throttling:
     """How hard a cgroup pressed on its limits over a window. None: not measurable here.
 
     Fractions and rates are sums of deltas over sums of elapsed time, taken only over
-    intervals where the counter was present and did not go backwards."""
+    intervals where the counter was present and did not go backwards.
+
+    Attributes:
+        interval_s: The time the rows span.
+        cpu_throttled_fraction: Δnr_throttled / Δnr_periods.
+        cpu_throttled_seconds_per_second: Δthrottled_usec / Δt.
+        cpu_cores_used: Δusage_usec / Δt.
+        cpu_limit_cores: The CPU quota in cores: ``pycgroup.UNLIMITED`` (``math.inf``)
+            without a quota, None when it cannot be known.
+        psi_cpu_some: PSI: Δtotal / Δt, the fraction of time some (or, for ``_full``, all)
+            tasks stalled on the resource; likewise ``psi_cpu_full``, ``psi_memory_some``,
+            ``psi_memory_full``, ``psi_io_some`` and ``psi_io_full``.
+        memory_high_events: New ``memory.events`` high events.
+        memory_max_events: New ``memory.events`` max events (v1: ``memory.failcnt``).
+        oom_kills: New OOM kills.
+        memory_headroom_bytes: The effective memory limit - the peak working set.
+        gpus: A GpuThrottling for each sampled GPU.
+        complete: False when rows were missing (a gap: see Samples.gaps) or overwritten,
+            so a peak (and the headroom from it) may have been missed. Counter figures
+            stay exact."""
 
     interval_s: float  # time the rows span
     cpu_throttled_fraction: float | None  # Δnr_throttled / Δnr_periods

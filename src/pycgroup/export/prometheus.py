@@ -197,7 +197,7 @@ class CgroupCollector:
     ...), labelled ``id`` with the cgroup path as cAdvisor does. ``gpus`` (default: when
     NVML can be used) adds the GPU series.
 
-    ``sampler`` (a :class:`pycgroup.Sampler` whose code wraps its steps in
+    ``sampler`` (a ``pycgroup.Sampler`` whose code wraps its steps in
     ``sampler.span(label)``) adds, for each label in ``step_labels``, the running step
     summary: ``pycgroup_step_duration_seconds`` and the cores used, throttled fraction
     and peak working set per step, as Prometheus summaries (quantiles 0.5/0.9/0.99,
