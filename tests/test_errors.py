@@ -1,6 +1,7 @@
 """The error family: each situation raises a pycgroup.Error that is also the builtin a
 caller would otherwise catch, with a message that says what to do."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -13,6 +14,7 @@ from pycgroup import errors
 BUILTIN_BASE = {
     errors.ParseError: ValueError, errors.CgroupGone: OSError,
     errors.NotRegularFile: OSError, errors.SamplerClosed: RuntimeError,
+    errors.SpanNotFinished: RuntimeError,
     errors.MetricUnavailable: LookupError, errors.UnknownMetric: KeyError,
     errors.OutOfMemory: MemoryError, errors.MissingExtra: ImportError,
     errors.RecordingError: ValueError, errors.NotARecording: ValueError,
@@ -72,3 +74,33 @@ def test_a_ring_that_does_not_fit_names_the_bytes(backend):
     assert message == (f"a ring of {2**26} rows of 3 int64 columns ({2**26 * 3 * 8} bytes) "
                        "could not be allocated; ask for a smaller capacity")
     assert rows == "1"
+
+
+@pytest.mark.parametrize("backend", ["native", "pure"])
+def test_available_memory_that_cannot_be_known_says_why(tree, backend):
+    """No MemAvailable (kernels before 3.14) and no readable working set: there is no
+    figure to give, and 0 or the host's total would both be wrong."""
+    procfs, rootfs = tree("v1")
+    cg = pycgroup.current(procfs, rootfs)
+    meminfo = os.path.join(procfs, "meminfo")
+    with open(meminfo) as f:
+        lines = [line for line in f if not line.startswith("MemAvailable:")]
+    with open(meminfo, "w") as f:
+        f.writelines(lines)
+    assert pycgroup.available_memory(cg, backend) > 0  # the working set still serves
+    os.remove(os.path.join(cg.paths["memory"], "memory.stat"))
+    cg = pycgroup.current(procfs, rootfs)  # read() keeps the files it opened
+    with pytest.raises(pycgroup.MetricUnavailable, match="available memory cannot be known"
+                       ) as raised:
+        pycgroup.available_memory(cg, backend)
+    assert "memory.stat" in str(raised.value) and "MemAvailable" in str(raised.value)
+
+
+def test_a_span_read_before_it_ends_says_so():
+    s = pycgroup.Sampler(["proc.rss_bytes"])
+    with s.span("step") as sp:
+        with pytest.raises(pycgroup.SpanNotFinished, match="'step' has not finished"):
+            sp.delta
+    assert sp.delta == {} and sp.duration_s > 0  # a gauge has a peak, not a delta
+    assert sp.peak["proc.rss_bytes"] > 0
+    s.close()

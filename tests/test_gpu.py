@@ -234,6 +234,15 @@ def test_gpu_lost_mid_run_is_counted_and_sampling_goes_on(fake_nvml, backend):
     assert 97 in data["gpu0.util.gpu"][data.t_ns < lost_at].tolist()
 
 
+def test_a_lost_gpu_reads_as_unavailable_not_as_a_removed_cgroup(fake_nvml, backend):
+    handle = fake_nvml()
+    cg = pycgroup.current()
+    assert cg.read(["gpu0.util.gpu", "proc.rss_bytes"], backend)["gpu0.util.gpu"] == 97
+    set_value(handle, "gpu0.lost", 1)
+    values = cg.read(["gpu0.util.gpu", "proc.rss_bytes"], backend)
+    assert values["gpu0.util.gpu"] is None and values["proc.rss_bytes"] > 0
+
+
 def test_gpu_divisor_is_honoured(fake_nvml):
     """GPU groups are read on every Nth tick: count the driver calls the thread made."""
     handle = fake_nvml()

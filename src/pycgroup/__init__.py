@@ -10,7 +10,8 @@ from pycgroup._version import __version__
 from pycgroup.cgroup import CGroup, current, of_pid
 from pycgroup.errors import (CgroupGone, Error, MetricUnavailable, MissingExtra,
                              NewerRecordingFormat, NotARecording, NotRegularFile, OutOfMemory,
-                             ParseError, RecordingError, SamplerClosed, TruncatedRecording,
+                             ParseError, RecordingError, SamplerClosed, SpanNotFinished,
+                             TruncatedRecording,
                              UnknownMetric)
 from pycgroup.limits import Limits, available_memory, limits
 from pycgroup.values import UNLIMITED
@@ -45,6 +46,7 @@ __all__ = [
     "SamplerStats",
     "Samples",
     "Span",
+    "SpanNotFinished",
     "Steps",
     "StepSummary",
     "Throttling",

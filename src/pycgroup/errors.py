@@ -10,6 +10,8 @@ pycgroup.Error`` and ``except ValueError``/``OSError``/... keep working:
 - ``NotRegularFile`` (``OSError``): where a kernel file was expected there is a
   FIFO, a device or a directory, which could block a read or never end. It names the path.
 - ``SamplerClosed`` (``RuntimeError``): a method of a closed Sampler was called.
+- ``SpanNotFinished`` (``RuntimeError``): a span's figures were asked for before its
+  block ended.
 - ``MetricUnavailable`` (``LookupError``): a metric named explicitly cannot be provided
   here (a GPU metric without NVML, given to a Sampler); the message says why.
   ``CGroup.read()`` returns None instead, and a Sampler leaves a cgroup metric that this
@@ -90,6 +92,10 @@ def _file_kind(path: str) -> str:
 
 class SamplerClosed(Error, RuntimeError):
     """A method of a Sampler was called after ``close()``."""
+
+
+class SpanNotFinished(Error, RuntimeError):
+    """A span's figures (delta, rates, peak, throttling, ...) were read before it ended."""
 
 
 class MetricUnavailable(Error, LookupError):

@@ -16,7 +16,7 @@ from typing import Iterable, Union, cast
 from pycgroup import catalogue
 from pycgroup.backends import reader_class
 from pycgroup.cgroup import CGroup, _gone_error, current
-from pycgroup.errors import CgroupGone, ParseError
+from pycgroup.errors import CgroupGone, MetricUnavailable, ParseError
 from pycgroup.formats import Field, Format, SourceSpec
 from pycgroup.iofiles import read_io
 from pycgroup.sources import Source
@@ -361,7 +361,8 @@ def _io_max(cg: CGroup) -> dict[str, dict[str, Limit]]:
 
 def available_memory(cg: CGroup | None = None, backend: str = "native") -> int:
     """Returns the bytes this process may still use: effective memory - working set, or the
-    host's MemAvailable when that is smaller (or no memory cgroup can be read)."""
+    host's MemAvailable when that is smaller (or no memory cgroup can be read). Raises
+    MetricUnavailable when neither the working set nor MemAvailable can be read."""
     cg = cg if cg is not None else current()
     lim = limits(cg, backend)
     values = cg.read([catalogue.WORKING_SET, "host.mem.available"], backend)
@@ -369,4 +370,9 @@ def available_memory(cg: CGroup | None = None, backend: str = "native") -> int:
     working_set = values[catalogue.WORKING_SET]
     if working_set is not None:
         candidates.append(lim.effective_memory_bytes - working_set)
-    return int(max(0, min(c for c in candidates if c is not None)))
+    known = [c for c in candidates if c is not None]
+    if not known:
+        raise MetricUnavailable(
+            f"available memory cannot be known here: {cg.explain(catalogue.WORKING_SET)}; "
+            f"{cg.explain('host.mem.available')}")
+    return int(max(0, min(known)))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
+from pycgroup.errors import SpanNotFinished
 from pycgroup.formats import MISSING, UNLIMITED
 
 _monotonic_ns = time.monotonic_ns
@@ -81,7 +82,8 @@ class Span:
     def _decoded(self) -> dict:
         if self._cache is None:
             if self._end is None:
-                raise RuntimeError(f"span {self.label!r} has not finished")
+                raise SpanNotFinished(f"span {self.label!r} has not finished: its figures "
+                                      f"are known once its block has ended")
             layout = self._sampler._layout
             n = len(layout.columns)
             a = memoryview(self._start).cast("q").tolist()[1:]
