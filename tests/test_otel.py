@@ -2,6 +2,7 @@
 the fake NVML and live cgroups; their names and units checked against the installed
 semantic-conventions package."""
 
+import logging
 import sys
 
 import pytest
@@ -41,9 +42,12 @@ def no_ranks(monkeypatch):
         monkeypatch.delenv(variable, raising=False)
 
 
-def test_semantic_convention_names_and_units(tree, no_ranks):
+def test_semantic_convention_names_and_units(tree, no_ranks, caplog):
     procfs, rootfs = tree("v2")
-    got = collect(pycgroup.current(procfs, rootfs), gpus=False)
+    with caplog.at_level(logging.WARNING):
+        got = collect(pycgroup.current(procfs, rootfs), gpus=False)
+    # An unlimited value is no point, not an infinity for the SDK to drop with a warning.
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
     common = {"pycgroup.cgroup.path": APP}
     assert got["container.cpu.time"] == ("s", "Sum", [(common, 5.0)])
     assert got["container.memory.usage"] == ("By", "Sum", [(common, 157286400)])

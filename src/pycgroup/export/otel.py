@@ -9,6 +9,7 @@ named under ``pycgroup.``. Units are UCUM as the conventions write them (``s``, 
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -166,7 +167,9 @@ def instrument(meter_provider=None, cg=None, *, gpus: bool | None = None,
     def cpu_limit(options):
         values = snapshot.get()
         quota, period = values.get("cpu.max.quota_usec"), values.get("cpu.max.period_usec")
-        return [metrics.Observation(quota / period, common)] if quota is not None and period else []
+        if not (_finite(quota) and period):
+            return []  # unlimited (quota max) or unavailable: no point
+        return [metrics.Observation(quota / period, common)]
 
     def cpu_usage(options):
         cores = snapshot.cores_used()
@@ -178,6 +181,11 @@ def instrument(meter_provider=None, cg=None, *, gpus: bool | None = None,
     return created
 
 
+def _finite(value) -> bool:
+    """Whether value gives a point: not unavailable (None), not unlimited (inf)."""
+    return value is not None and math.isfinite(value)
+
+
 def _points(metrics, snapshot: _Snapshot, spec: Instrument, common: dict):
     points = [(source, mul, div, {**common, **attributes})
               for source, mul, div, attributes in spec.points]
@@ -185,7 +193,7 @@ def _points(metrics, snapshot: _Snapshot, spec: Instrument, common: dict):
     def callback(options):
         values = snapshot.get()
         return [metrics.Observation(values[source] * mul / div, attributes)
-                for source, mul, div, attributes in points if values.get(source) is not None]
+                for source, mul, div, attributes in points if _finite(values.get(source))]
 
     return callback
 
