@@ -13,6 +13,8 @@ import pytest
 
 from pycgroup.cli.watch import BAR_WIDTH, bar
 
+from test_gpu import fake_builds, fake_nvml  # noqa: E402,F401  (the fake NVML fixtures)
+
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None,
                                 reason="tmux is not installed (.ci/provision.d/15-tmux.sh)")
 pytest.importorskip("rich", reason="rich is the watch extra")
@@ -120,3 +122,24 @@ def test_missing_extra_names_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "rich.live", None)
     with pytest.raises(pycgroup.MissingExtra, match=r'pip install "pycgroup\[watch\]"'):
         require("rich.live", "watch", "pycgroup watch")
+
+
+def test_watch_samples_and_shows_each_gpu(fake_nvml):  # noqa: F811
+    """With NVML the view samples each GPU's utilisation and memory and draws them."""
+    import pycgroup
+    from pycgroup.cli.watch import rows, watched_metrics
+
+    fake_nvml()
+    cg = pycgroup.current()
+    names = watched_metrics(cg)
+    assert {"gpu0.util.gpu", "gpu0.memory.used", "gpu2.memory.total"} <= set(names)
+    assert "gpu0.temp_c" not in names
+    s = pycgroup.Sampler(names, cgroup=cg)
+    s.sample()
+    window = s.data()
+    latest = {name: int(window[name][-1]) for name in window.columns}
+    limits = s.origin.limits
+    s.close()
+    shown = {row.label: row.text for row in rows(window, latest, limits, window)}
+    assert shown["gpu0 util"] == "97%"
+    assert shown["gpu0 memory"].startswith("1.0 GiB of 80")

@@ -184,8 +184,7 @@ class Sampler:
         if gpus:
             listed = "; ".join(f"{name}: {why}" for name, why in gpus.items())
             raise MetricUnavailable(f"GPU metrics named explicitly cannot be read here "
-                                    f"({listed}); leave them out, or pass metrics=None "
-                                    f"for the default set, which has GPUs only where NVML works")
+                                    f"({listed}); leave them out where there is no GPU")
 
     def _source_divisors(self, every) -> list:
         divisors = []

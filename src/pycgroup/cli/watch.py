@@ -14,7 +14,7 @@ import time
 import tty
 from dataclasses import dataclass
 
-from pycgroup import catalogue
+from pycgroup import catalogue, gpu
 from pycgroup._extras import require
 from pycgroup.cgroup import current, of_pid
 from pycgroup.errors import Error
@@ -23,6 +23,20 @@ from pycgroup.sampler import DEFAULT_METRICS, Sampler
 
 BAR_WIDTH = 32
 EXTRA_METRICS = ("pids.current",)
+
+
+#: What the view shows of each GPU NVML sees.
+GPU_METRICS = ("util.gpu", "memory.used", "memory.total")
+
+
+def watched_metrics(cg) -> list[str] | None:
+    """Returns the metrics the view samples in cg: the Sampler's default set, the pids,
+    and each GPU's utilisation and memory where NVML works (None: the default set)."""
+    available = cg.metrics()
+    names = [n for n in (*DEFAULT_METRICS, *EXTRA_METRICS) if n in available]
+    names += [n for n in available
+              if (match := gpu.NAME.fullmatch(n)) is not None and match[2] in GPU_METRICS]
+    return names or None
 
 
 @dataclass(frozen=True)
@@ -187,9 +201,7 @@ def run(args: argparse.Namespace) -> int:
         live_module = require("rich.live", "watch", "pycgroup watch")
         console_module = require("rich.console", "watch", "pycgroup watch")
         cg = current() if args.pid is None else of_pid(args.pid)
-        names = [n for n in (*DEFAULT_METRICS, *EXTRA_METRICS)
-                 if n in cg.metrics()] or None
-        sampler = Sampler(names, hz=args.hz, cgroup=cg)
+        sampler = Sampler(watched_metrics(cg), hz=args.hz, cgroup=cg)
     except (Error, OSError, ValueError) as e:
         print(f"pycgroup watch: {e}", file=sys.stderr)
         return 1
