@@ -1,19 +1,23 @@
 """What the framework callbacks cost a training loop, by the interleaved-blocks method of
 test_bench_sampler.py: blocks of steps with and without the callback, back to back,
-and the median of the ratios (pairing cancels the host's slow drifts).
+and the median of the ratios (pairing cancels the host's slow drifts). Each pair gives
+two ratios: wall time (what the loop waits) and process CPU time (what a CPU quota
+pays, the sampler thread included; steadier than wall time on a shared host).
 
 - ``meter``: the step meter every callback (Lightning, transformers, Keras) runs on
-  each step, two clock reads, and on each logging step (every 50, Lightning's default),
-  a row and the window's metrics, around a 1 ms numpy step.
-- ``lightning``: a real Lightning Trainer on a small MLP, timed from the first to the
-  last training batch, with and without PycgroupCallback."""
+  each step, a span, and on each logging step (every 50, Lightning's default), the
+  window's metrics, around a 1 ms numpy step.
+- ``lightning``, ``transformers``, ``keras``: a real Trainer (or ``model.fit``) on a
+  small model, timed from the first to the last training step, with and without the
+  framework's PycgroupCallback."""
 
+import os
 import time
 
 import numpy as np
 import pytest
 
-PAIRS = 15
+PAIRS = int(os.environ.get("PYCGROUP_BENCH_PAIRS", "15"))  # fewer for a smoke run
 STEPS = 200
 LOG_EVERY = 50
 
@@ -25,14 +29,41 @@ def numpy_step(a=np.linspace(0.0, 1.0, 20_000)):
     return a
 
 
-def median_ratio(ratios) -> dict:
+def median_ratio(ratios, prefix: str = "slowdown") -> dict:
     q1, median, q3 = np.percentile(ratios, [25, 50, 75])
-    return {"slowdown_median": median, "slowdown_q1": q1, "slowdown_q3": q3,
+    return {f"{prefix}_median": median, f"{prefix}_q1": q1, f"{prefix}_q3": q3,
             "pairs": len(ratios)}
 
 
-def meter_block(meter) -> float:
-    began = time.perf_counter()
+class Clock:
+    """Wall and process CPU time from start() to stop()."""
+
+    def start(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def stop(self):
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
+def interleaved(benchmark, run) -> None:
+    """Runs run(False) and run(True) (each returning a stopped Clock) PAIRS times back to
+    back; records the median wall and CPU ratios of with to without."""
+
+    def pairs():
+        walls, cpus = [], []
+        for _ in range(PAIRS):
+            alone, metered = run(False), run(True)
+            walls.append(metered.wall / alone.wall)
+            cpus.append(metered.cpu / alone.cpu)
+        benchmark.extra_info.update(median_ratio(walls))
+        benchmark.extra_info.update(median_ratio(cpus, "cpu_ratio"))
+
+    benchmark.pedantic(pairs, rounds=1, iterations=1)
+
+
+def meter_block(meter) -> Clock:
+    clock = Clock()
+    clock.start()
     for step in range(STEPS):
         if meter is not None:
             meter.begin()
@@ -41,7 +72,8 @@ def meter_block(meter) -> float:
             meter.end()
             if (step + 1) % LOG_EVERY == 0:
                 meter.collect()
-    return time.perf_counter() - began
+    clock.stop()
+    return clock
 
 
 @pytest.mark.benchmark(group="callbacks")
@@ -51,17 +83,15 @@ def test_meter_overhead_per_step(benchmark):
     meter = StepMeter()
     meter.start()
 
-    def pairs():
-        ratios = []
-        for _ in range(PAIRS):
+    def block(with_meter: bool) -> Clock:
+        if not with_meter:
             meter.sampler.stop()  # the bare block runs with no sampler at all
-            alone = meter_block(None)
-            meter.sampler.start()
-            meter.reset_window()
-            ratios.append(meter_block(meter) / alone)
-        benchmark.extra_info.update(median_ratio(ratios))
+            return meter_block(None)
+        meter.sampler.start()
+        meter.reset_window()
+        return meter_block(meter)
 
-    benchmark.pedantic(pairs, rounds=1, iterations=1)
+    interleaved(benchmark, block)
     meter.close()
 
 
@@ -74,12 +104,16 @@ def test_lightning_callback_overhead(benchmark, tmp_path):
     torch.set_num_threads(1)
 
     class Timer(pl.Callback):
+        def __init__(self):
+            self.clock = None
+
         def on_train_batch_start(self, *args):
-            if getattr(self, "first", None) is None:
-                self.first = time.perf_counter()
+            if self.clock is None:
+                self.clock = Clock()
+                self.clock.start()
 
         def on_train_end(self, *args):
-            self.seconds = time.perf_counter() - self.first
+            self.clock.stop()
 
     class MLP(pl.LightningModule):
         def __init__(self):
@@ -100,7 +134,7 @@ def test_lightning_callback_overhead(benchmark, tmp_path):
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, x[:, :1]),
                                          batch_size=64)
 
-    def fit(with_callback: bool) -> float:
+    def fit(with_callback: bool) -> Clock:
         timer = Timer()
         callbacks = [timer] + ([callback_class("lightning")()] if with_callback else [])
         trainer = pl.Trainer(max_steps=STEPS, accelerator="cpu", devices=1,
@@ -109,16 +143,100 @@ def test_lightning_callback_overhead(benchmark, tmp_path):
                              enable_checkpointing=False, enable_progress_bar=False,
                              enable_model_summary=False)
         trainer.fit(MLP(), loader)
-        return timer.seconds
+        return timer.clock
 
-    def pairs():
-        ratios = []
-        for _ in range(PAIRS):
-            alone = fit(False)
-            ratios.append(fit(True) / alone)
-        benchmark.extra_info.update(median_ratio(ratios))
+    interleaved(benchmark, fit)
 
-    benchmark.pedantic(pairs, rounds=1, iterations=1)
+
+@pytest.mark.benchmark(group="callbacks")
+def test_transformers_callback_overhead(benchmark, tmp_path):
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from pycgroup.integrations.transformers import PycgroupCallback
+
+    torch.set_num_threads(1)
+
+    class Timer(transformers.TrainerCallback):
+        def __init__(self):
+            self.clock = None
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            if self.clock is None:
+                self.clock = Clock()
+                self.clock.start()
+
+        def on_train_end(self, args, state, control, **kwargs):
+            self.clock.stop()
+
+    class Tokens(torch.utils.data.Dataset):
+        def __len__(self):
+            return 8 * STEPS
+
+        def __getitem__(self, i):
+            ids = torch.randint(0, 100, (16,), generator=torch.Generator().manual_seed(i))
+            return {"input_ids": ids, "attention_mask": torch.ones(16, dtype=torch.long),
+                    "labels": int(ids[0] % 2)}
+
+    config = transformers.BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2,
+                                     num_attention_heads=2, intermediate_size=64,
+                                     max_position_embeddings=32, num_labels=2)
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path), max_steps=STEPS, per_device_train_batch_size=8,
+        logging_steps=LOG_EVERY, report_to=[], save_strategy="no", use_cpu=True,
+        disable_tqdm=True, dataloader_num_workers=0)
+    data = Tokens()
+
+    def train(with_callback: bool) -> Clock:
+        timer = Timer()
+        torch.manual_seed(0)
+        model = transformers.BertForSequenceClassification(config)
+        callbacks = [timer] + ([PycgroupCallback()] if with_callback else [])
+        transformers.Trainer(model=model, args=args, train_dataset=data,
+                             callbacks=callbacks).train()
+        return timer.clock
+
+    interleaved(benchmark, train)
+
+
+@pytest.mark.benchmark(group="callbacks")
+def test_keras_callback_overhead(benchmark, monkeypatch):
+    """Keras on the torch backend (set before keras is first imported)."""
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    pytest.importorskip("torch")
+    keras = pytest.importorskip("keras")
+    if keras.backend.backend() != "torch":
+        pytest.skip(f"keras was imported with the {keras.backend.backend()} backend")
+    from pycgroup.integrations.keras import PycgroupCallback
+
+    class Timer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.clock = None
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if self.clock is None:
+                self.clock = Clock()
+                self.clock.start()
+
+        def on_train_end(self, logs=None):
+            self.clock.stop()
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(STEPS * 32, 64)).astype("float32")
+    y = x[:, :1]
+
+    def fit(with_callback: bool) -> Clock:
+        timer = Timer()
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(256, activation="relu"),
+                                  keras.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse")
+        callbacks = [timer] + ([PycgroupCallback(every_n_steps=LOG_EVERY)]
+                               if with_callback else [])
+        model.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=callbacks)
+        return timer.clock
+
+    interleaved(benchmark, fit)
 
 
 @pytest.fixture(scope="module")
