@@ -6,7 +6,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pycgroup.backends import EngineStats
-from pycgroup.formats import Format, SourceSpec
+from pycgroup.formats import Format, RawValue, SourceSpec
 
 MISSING: int
 UNLIMITED: int
@@ -31,7 +31,7 @@ class Reader:
     def fill(self) -> int: ...
     def close(self) -> None: ...
 
-def parse(fmt: Format | int, data: bytes, keys: Sequence[str]) -> list[int | str | None]: ...
+def parse(fmt: Format | int, data: bytes, keys: Sequence[str]) -> list[RawValue]: ...
 def read_process_clock(columns: Mapping[str, int], row: NDArray[np.int64]) -> None: ...
 
 class Engine:

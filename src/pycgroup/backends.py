@@ -9,12 +9,12 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from pycgroup import _native, _pure
-    from pycgroup.formats import Format, SourceSpec
+    from pycgroup.formats import Format, RawValue, SourceSpec
 
 BACKENDS = ("native", "pure")
 
 #: parse(fmt, data, keys) of either backend: the raw value of each key (int, "max" or None).
-ParseFunction = Callable[["Format", bytes, Sequence[str]], "list[int | str | None]"]
+ParseFunction = Callable[["Format | int", bytes, Sequence[str]], "list[RawValue]"]
 
 
 class ReaderLike(Protocol):
