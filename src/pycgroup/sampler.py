@@ -32,8 +32,6 @@ if TYPE_CHECKING:
 
     from pycgroup.backends import EngineLike
 
-__all__ = ["DEFAULT_EVERY", "DEFAULT_METRICS", "Mark", "Sampler", "SamplerStats", "Span"]
-
 #: Metrics sampled when none are named (those this cgroup does not have are left out).
 DEFAULT_METRICS = (
     "memory.current", "memory.stat.inactive_file", "memory.events.high", "memory.events.max",

@@ -34,7 +34,7 @@ from pycgroup._version import __version__
 from pycgroup._extras import require
 from pycgroup.errors import NewerRecordingFormat, NotARecording, TruncatedRecording
 from pycgroup.formats import MISSING
-from pycgroup.sampler import Mark
+from pycgroup.marks import Mark
 from pycgroup.samples import ClockAnchor, Origin, Samples
 
 if TYPE_CHECKING:

@@ -13,9 +13,9 @@ import os
 import threading
 from typing import Union
 
-from pycgroup.export.files import Gap, NpzWriter, ParquetWriter, _format_of, header
-from pycgroup.export.files import PathLike
-from pycgroup.sampler import Mark, Sampler
+from pycgroup.export.files import Gap, NpzWriter, ParquetWriter, PathLike, _format_of, header
+from pycgroup.marks import Mark
+from pycgroup.sampler import Sampler
 
 
 class Recorder:
