@@ -26,8 +26,8 @@ class Series:
     """One line: values at the end of each window (NaN where not measurable)."""
 
     name: str
-    t_ns: np.ndarray  # CLOCK_MONOTONIC ns
-    values: np.ndarray  # float64
+    t_ns: NDArray[np.int64]  # CLOCK_MONOTONIC ns
+    values: NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def window_ns(samples: Samples, points: int = 2000, floor_s: float = 0.01) -> in
     return max(int(floor_s * 1e9), span // points, 1)
 
 
-def _boundaries(t_ns: np.ndarray, width: int) -> np.ndarray:
+def _boundaries(t_ns: NDArray[np.int64], width: int) -> NDArray[np.intp]:
     """Returns the indices of the first row of each window of ``width`` ns."""
     if not len(t_ns):
         return np.zeros(0, dtype=np.int64)
