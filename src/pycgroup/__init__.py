@@ -17,7 +17,9 @@ from pycgroup.limits import Limits, available_memory, limits
 from pycgroup.values import UNLIMITED
 from pycgroup import gpu
 from pycgroup.samples import GpuThrottling, Samples, Throttling
-from pycgroup.sampler import Mark, Sampler, SamplerStats, Span
+from pycgroup.sampler import Sampler, SamplerStats
+from pycgroup.marks import Mark
+from pycgroup.spans import Span
 from pycgroup.steps import Steps
 from pycgroup.summary import Distribution, StepSummary
 from pycgroup.export.files import Recording, load, save

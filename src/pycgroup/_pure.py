@@ -11,10 +11,17 @@ import os
 import re
 import stat
 import threading
-from typing import Sequence
+from typing import TYPE_CHECKING, Iterable, Literal, MutableSequence, Sequence, Union
 
 from pycgroup.errors import NotRegularFile, ParseError
-from pycgroup.formats import MISSING, Field, Format, SourceSpec, convert
+from pycgroup.formats import MISSING, Field, Format, RawValue, SourceSpec, convert
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+    #: A row the reader fills: an int64 array, or a list of ints.
+    Row = Union[NDArray[np.int64], MutableSequence[int]]
 
 U64_MAX = 2**64 - 1
 #: Longer files read as EFBIG, as in the C core (PCG_MAX_CONTENT in csrc/source.h).
@@ -59,7 +66,7 @@ def _single_line(data: bytes) -> bytes:
     return body
 
 
-def _max_or_u64(token: bytes) -> int | str:
+def _max_or_u64(token: bytes) -> int | Literal["max"]:
     if token == b"max":
         return "max"
     value = _u64(token)
@@ -68,14 +75,14 @@ def _max_or_u64(token: bytes) -> int | str:
     return value
 
 
-def _parse_value(data: bytes, minus_one_is_max: bool) -> list:
+def _parse_value(data: bytes, minus_one_is_max: bool) -> list[RawValue]:
     body = _single_line(data)
     if minus_one_is_max and body == b"-1":
         return ["max"]
     return [_max_or_u64(body)]
 
 
-def _parse_cpu_max(data: bytes) -> list:
+def _parse_cpu_max(data: bytes) -> list[RawValue]:
     parts = _single_line(data).split(b" ")
     if len(parts) != 2 or _u64(parts[1]) is None:
         raise _BadContent(1)
@@ -112,7 +119,7 @@ def _parse_colon(data: bytes, wanted: set[bytes]) -> dict[bytes, int]:
     return found
 
 
-def _parse_psi(data: bytes) -> list:
+def _parse_psi(data: bytes) -> list[RawValue]:
     totals: dict[bytes, int] = {}
     for number, line in enumerate(_lines(data), 1):
         match = _PSI_LINE.fullmatch(line)
@@ -122,7 +129,7 @@ def _parse_psi(data: bytes) -> list:
     return [totals.get(b"some"), totals.get(b"full")]
 
 
-def _parse_pid_stat(data: bytes, fields: list[int]) -> list:
+def _parse_pid_stat(data: bytes, fields: list[int]) -> list[RawValue]:
     body = data[:-1] if data.endswith(b"\n") else data
     head = re.match(rb"(\d+) \(", body)
     close = body.rfind(b")")
@@ -133,7 +140,7 @@ def _parse_pid_stat(data: bytes, fields: list[int]) -> list:
     tokens = rest[1:].split(b" ")[:needed] if rest else []
     if rest and needed > 0 and (not rest.startswith(b" ") or b"" in tokens):
         raise _BadContent(1)
-    out = []
+    out: list[RawValue] = []
     for field in fields:
         if field - 3 >= len(tokens):
             out.append(None)
@@ -160,7 +167,7 @@ def _check_keys(fmt: Format, keys: Sequence[str]) -> None:
             raise ValueError(f"cannot read keys {list(keys)} as {fmt.name}")
 
 
-def _parse_checked(fmt: Format, data: bytes, keys: Sequence[str]) -> list:
+def _parse_checked(fmt: Format, data: bytes, keys: Sequence[str]) -> list[RawValue]:
     if fmt is Format.FLAT_KEYED or fmt is Format.COLON_KEYED:
         wanted = {k.encode() for k in keys}
         parse = _parse_flat if fmt is Format.FLAT_KEYED else _parse_colon
@@ -177,7 +184,8 @@ def _parse_checked(fmt: Format, data: bytes, keys: Sequence[str]) -> list:
     return [values[_FIXED_KEYS[fmt].index(k)] for k in keys]
 
 
-def parse(fmt, data: bytes, keys: Sequence[str], path: str | None = None) -> list:
+def parse(fmt: Format | int, data: bytes, keys: Sequence[str],
+          path: str | None = None) -> list[RawValue]:
     """Returns the raw value of each key in data (int, "max" or None); raises ParseError."""
     fmt = Format(fmt)
     _check_keys(fmt, keys)
@@ -223,7 +231,7 @@ class Reader:
         self.ncolumns = ncolumns
         self._fds: list[int | None] = []
         self._open_errors: dict[int, OSError] = {}
-        self._errors: list = []
+        self._errors: list[tuple[int, Exception]] = []
         self._lock = threading.Lock()  # a read in flight keeps its fds until it is done
         for spec in self.specs:
             fields: Sequence[Field] = spec.fields
@@ -242,12 +250,14 @@ class Reader:
             self._open_errors[index] = e
             return None
         except OSError as e:
+            assert e.errno is not None  # raised by a system call
             self._open_errors[index] = OSError(e.errno, os.strerror(e.errno), path)
             return None
         try:
             _read_all(fd)
         except OSError as e:
             os.close(fd)
+            assert e.errno is not None  # raised by a system call
             self._open_errors[index] = OSError(e.errno, os.strerror(e.errno), path)
             return None
         return fd
@@ -256,7 +266,7 @@ class Reader:
         """Returns {source index: OSError} for the files that could not be opened."""
         return dict(self._open_errors)
 
-    def read_into(self, row) -> int:
+    def read_into(self, row: Row) -> int:
         """Fills row (a mutable int64 sequence); returns how many sources failed."""
         if len(row) < self.ncolumns:
             raise ValueError(f"row has {len(row)} slots, the reader fills {self.ncolumns}")
@@ -264,13 +274,13 @@ class Reader:
             row[: self.ncolumns] = [MISSING] * self.ncolumns
             return self._read_sources(row, range(len(self.specs)))
 
-    def read_sources(self, row, indices) -> int:
+    def read_sources(self, row: Row, indices: Iterable[int]) -> int:
         """Reads only the sources at indices into row (their columns alone change);
         returns how many failed."""
         with self._lock:
             return self._read_sources(row, indices)
 
-    def _read_sources(self, row, indices) -> int:
+    def _read_sources(self, row: Row, indices: Iterable[int]) -> int:
         self._errors = []
         for index in indices:
             spec, fd = self.specs[index], self._fds[index]
@@ -280,6 +290,7 @@ class Reader:
                 data = _read_all(fd)
                 values = parse(spec.format, data, [f.key for f in spec.fields], spec.path)
             except OSError as e:
+                assert e.errno is not None  # raised by a system call
                 self._errors.append((index, OSError(e.errno, os.strerror(e.errno), spec.path)))
                 values = [None] * len(spec.fields)
             except ParseError as e:
@@ -296,7 +307,7 @@ class Reader:
             raise self._errors[0][1]
         return row
 
-    def errors(self) -> list:
+    def errors(self) -> list[tuple[int, Exception]]:
         """Returns [(source index, exception)] for the sources the last read failed on."""
         return list(self._errors)
 
@@ -321,6 +332,6 @@ class Reader:
             if fd is not None:
                 os.close(fd)
 
-    def __del__(self):
+    def __del__(self) -> None:
         if getattr(self, "_fds", None) and getattr(self, "_lock", None):
             self.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from array import array
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -13,13 +14,21 @@ from pycgroup import process_clock
 from pycgroup.errors import SamplerClosed
 from pycgroup.formats import MISSING, UNLIMITED
 
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from pycgroup._pure import Reader
+    from pycgroup.backends import EngineStats
+    from pycgroup.gpu import PureGpuGroup
+
 LATENESS_BUCKETS = 10_000
 
 
 class PureEngine:
     """Same interface as pycgroup._native.Engine."""
 
-    def __init__(self, reader, capacity: int, period_ns: int, every=None):
+    def __init__(self, reader: Reader, capacity: int, period_ns: int,
+                 every: Iterable[int] | None = None):
         if capacity < 2 or capacity & (capacity - 1):
             raise ValueError(f"capacity must be a power of two >= 2, not {capacity}")
         self._reader = reader
@@ -32,19 +41,20 @@ class PureEngine:
         self._lock = threading.Lock()
         self._position = self._read_end = self._dropped = 0
         self._samples = self._overruns = self._read_errors = 0
-        self._last_error = None
+        self._last_error: Exception | None = None
         self._lateness = np.zeros(LATENESS_BUCKETS + 1, dtype=np.int64)
         self._lateness_max_ns = 0
-        self._thread = None
+        self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         # The lifecycle, as in the C core: start/stop/close hold this while they change
         # _thread or _closed; the one stop() that takes the thread joins it.
         self._lifecycle = threading.Lock()
         self._closed = False
-        self._gpus, self._gpu_every = [], 1
-        self._clock: dict = {}
+        self._gpus: list[PureGpuGroup] = []
+        self._gpu_every = 1
+        self._clock: dict[str, int] = {}
 
-    def set_gpus(self, groups, every: int):
+    def set_gpus(self, groups: Sequence[PureGpuGroup], every: int) -> None:
         with self._lifecycle:
             if self._closed:
                 raise SamplerClosed("the sampler is closed")
@@ -52,7 +62,7 @@ class PureEngine:
                 raise RuntimeError("cannot change the GPUs of a running sampler")
             self._gpus, self._gpu_every = list(groups), max(1, every)
 
-    def set_process_clock(self, columns: dict):
+    def set_process_clock(self, columns: Mapping[str, int]) -> None:
         if self.running:
             raise RuntimeError("cannot change the clocks of a running sampler")
         self._clock = {field: column + 1 for field, column in columns.items()}
@@ -89,7 +99,7 @@ class PureEngine:
                 raise SamplerClosed("the sampler is closed")
             return self._take_row(None)
 
-    def _run(self, stop: threading.Event):
+    def _run(self, stop: threading.Event) -> None:
         deadline, tick = time.monotonic_ns(), 0
         while not stop.is_set():
             delay = deadline - time.monotonic_ns()
@@ -108,7 +118,7 @@ class PureEngine:
                 self._overruns += missed
                 deadline += missed * self._period_ns
 
-    def start(self):
+    def start(self) -> None:
         with self._lifecycle:
             if self._closed:
                 raise SamplerClosed("the sampler is closed")
@@ -119,21 +129,21 @@ class PureEngine:
                                             name="pycgroup-sampler", daemon=True)
             self._thread.start()
 
-    def stop(self):
+    def stop(self) -> None:
         with self._lifecycle:
             thread, self._thread = self._thread, None
             if thread is not None:
                 self._stop.set()  # wakes the thread at once
                 thread.join()
 
-    def close(self):
+    def close(self) -> None:
         """Stops the thread; then waits for a sample() in flight and refuses later ones."""
         self.stop()
         with self._lifecycle:
             with self._lock:
                 self._closed = True
 
-    def _newest(self, exact: bool):
+    def _newest(self, exact: bool) -> list[int]:
         """Returns [position, row...] of the newest row, or of one read now."""
         with self._lock:
             if self._closed:
@@ -175,18 +185,19 @@ class PureEngine:
                     self._read_end = last + 1
         return array("q", [*end, used, ws, gaps, *peaks]).tobytes()
 
-    def after_fork_in_child(self):
+    def after_fork_in_child(self) -> None:
         """The thread did not survive fork; the lock may have been held by it."""
         self._thread = None
         self._lock = threading.Lock()
         self._lifecycle = threading.Lock()
 
-    def replace_reader(self, reader):
+    def replace_reader(self, reader: Reader) -> None:
         if self.running:
             raise RuntimeError("cannot replace the reader of a running sampler")
         self._reader = reader
 
-    def copy(self, start: int = 0, since_ns=None, last=None):
+    def copy(self, start: int = 0, since_ns: int | None = None,
+             last: int | None = None) -> tuple[NDArray[np.int64], int]:
         with self._lock:
             end = self._position
             first = max(start, end - self.capacity, 0)
@@ -210,7 +221,7 @@ class PureEngine:
             return self._lateness_max_ns / 1000
         return min(bucket + 1, self._lateness_max_ns / 1000)  # the bucket's upper edge
 
-    def stats(self) -> dict:
+    def stats(self) -> EngineStats:
         return {
             "samples": self._samples,
             "dropped": self._dropped,
@@ -224,5 +235,6 @@ class PureEngine:
         }
 
 
-def _present(values: np.ndarray) -> np.ndarray:
-    return (values != MISSING) & (values != UNLIMITED)
+def _present(values: NDArray[np.int64]) -> NDArray[np.bool_]:
+    present: NDArray[np.bool_] = (values != MISSING) & (values != UNLIMITED)
+    return present

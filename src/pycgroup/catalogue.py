@@ -189,7 +189,7 @@ V1_MEMORY_STAT_KEYS = {
 }
 _MEMORY_STAT_COUNTER_PREFIXES = ("pg", "pswp", "workingset_", "zswp", "thp_", "numa_")
 
-PROCESS_AND_HOST = {
+PROCESS_AND_HOST: dict[str, tuple[str, str | None, Format | None, str, int, int]] = {
     # /proc/<pid>/stat fields (proc(5)): 14 utime and 15 stime in clock ticks, 24 rss in pages.
     "proc.utime_usec": (COUNTER, "stat", Format.PID_STAT, "14", 1_000_000, CLOCK_TICKS),
     "proc.stime_usec": (COUNTER, "stat", Format.PID_STAT, "15", 1_000_000, CLOCK_TICKS),
@@ -383,6 +383,7 @@ def resolve(name: str, paths: dict[str, str], procfs: str,
         if file is None:
             return Unavailable(f"{name} is read for the sampler's own process only; for "
                                f"pid {pid} use proc.utime_usec + proc.stime_usec")
+        assert fmt is not None  # an entry with a file has its format
         path = os.path.join(procfs, str(pid), file) if file in ("stat", "status") else (
             os.path.join(procfs, file))
         return Source(path, fmt, key, mul, div)

@@ -48,7 +48,8 @@ class CGroup:
     _plans_lock: threading.RLock = field(default_factory=threading.RLock, repr=False,
                                          compare=False)
 
-    def resolve(self, name: str) -> Union[Source, Derived, Unavailable, gpu.GpuSource]:
+    def resolve(self, name: str) -> Union[Source, Derived, Unavailable, ProcessClock,
+                                          gpu.GpuSource]:
         """Returns where a metric is read; raises KeyError for an unknown name."""
         where = catalogue.resolve(name, self.paths, self.procfs, self.pid)
         if (isinstance(where, Source) and where.version == "v2"

@@ -72,7 +72,7 @@ class NotRegularFile(Error, OSError):
         self.kind = kind if kind is not None else _file_kind(path)
         super().__init__(errno.EMEDIUMTYPE, f"not a regular file ({self.kind})", path)
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
         return (type(self), (self.filename, self.kind))
 
 
@@ -124,12 +124,12 @@ class RecordingError(Error, ValueError):
     """A file could not be loaded as a pycgroup recording; ``path`` is the file and
     ``reason`` says why."""
 
-    def __init__(self, path, reason: str):
+    def __init__(self, path: str | os.PathLike[str], reason: str):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
         return (type(self), (self.path, self.reason))
 
 

@@ -7,7 +7,7 @@ same description of what to read.
 from __future__ import annotations
 
 import enum
-from typing import NamedTuple, Sequence
+from typing import Literal, NamedTuple, Sequence, Union
 
 #: Row value of a file or key that is absent, or of a read that failed.
 MISSING = -(2**63)
@@ -15,6 +15,11 @@ MISSING = -(2**63)
 UNLIMITED = 2**63 - 1
 #: Largest ordinary row value; larger numbers saturate here.
 VALUE_CEIL = 2**63 - 2
+
+
+#: A value as parsed from a file, before conversion to a row value: a number, "max", or
+#: None for a key the file does not have.
+RawValue = Union[int, Literal["max"], None]
 
 
 class Format(enum.IntEnum):
@@ -47,7 +52,7 @@ class SourceSpec(NamedTuple):
     fields: Sequence[Field]
 
 
-def convert(value: int | str | None, field: Field) -> int:
+def convert(value: RawValue, field: Field) -> int:
     """Returns the row value of a parsed value (an int, ``"max"`` or None) for ``field``."""
     if value is None:
         return MISSING

@@ -14,10 +14,18 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence, Union
 
 from pycgroup.formats import MISSING, VALUE_CEIL
 from pycgroup.errors import Error
 from pycgroup.sources import Unavailable
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from pycgroup._native import Nvml
+    from pycgroup.backends import GpuGroupLike
 
 #: Per-GPU metrics, in the order of enum pcg_gpu_metric in csrc/nvml.h.
 METRICS = (
@@ -55,14 +63,14 @@ class GpuSource:
         return f"NVML device {self.nvml_index} {self.metric}"
 
 
-_loaded: dict = {}
+_loaded: dict[str | None, Nvml] = {}
 
 
 def library_path() -> str | None:
     return os.environ.get(LIBRARY_VARIABLE) or None
 
 
-def nvml():
+def nvml() -> Nvml:
     """Returns the loaded NVML (one per library path), or raises GpuUnavailable.
 
     Only a success is kept: after a failure (no driver yet, a container started before
@@ -93,7 +101,7 @@ def available() -> bool:
     return unavailable_reason() is None
 
 
-def visible_devices() -> list:
+def visible_devices() -> list[int | str]:
     """Returns, for each GPU this process sees (gpu0, gpu1, ...), its NVML index, or a
     string saying why it cannot be read (a MIG instance)."""
     lib = nvml()
@@ -102,7 +110,7 @@ def visible_devices() -> list:
     if listed is None:
         return list(range(count))
     uuids = None
-    devices = []
+    devices: list[int | str] = []
     for entry in (e.strip() for e in listed.split(",")):
         if entry.startswith("MIG-"):
             devices.append(f"{entry} is a MIG instance, which pycgroup does not read")
@@ -139,7 +147,7 @@ def driver_pid(procfs: str = "/proc") -> int:
     return int(nspid[0]) if root_namespace and nspid else 0
 
 
-def resolve(visible: int, metric: str):
+def resolve(visible: int, metric: str) -> Union[GpuSource, Unavailable]:
     """Returns the GpuSource of gpu<visible>.<metric>, or the reason it cannot be read."""
     try:
         devices = visible_devices()
@@ -147,19 +155,21 @@ def resolve(visible: int, metric: str):
         return Unavailable(f"{e.strerror} ({e.filename})")
     if visible >= len(devices):
         return Unavailable(f"this process sees {len(devices)} GPU(s): there is no gpu{visible}")
-    if isinstance(devices[visible], str):
-        return Unavailable(devices[visible])
-    return GpuSource(visible, devices[visible], metric)
+    device = devices[visible]
+    if isinstance(device, str):
+        return Unavailable(device)
+    return GpuSource(visible, device, metric)
 
 
-def groups(sources: dict, column: dict, backend: str, history_capacity: int = 4096) -> list:
+def groups(sources: Mapping[str, object], column: Mapping[str, int], backend: str,
+           history_capacity: int = 4096) -> list[GpuGroupLike]:
     """Returns one reader per GPU for the GpuSources among sources (name -> source), each
     filling the row columns of column (name -> index)."""
-    by_device: dict = {}
+    by_device: dict[tuple[int, int], dict[str, int]] = {}
     for name, src in sources.items():
         if isinstance(src, GpuSource):
             by_device.setdefault((src.visible, src.nvml_index), {})[src.metric] = column[name]
-    out = []
+    out: list[GpuGroupLike] = []
     for (visible, index), metrics in sorted(by_device.items()):
         columns = [metrics.get(m) for m in METRICS]
         if backend == "native":
@@ -175,7 +185,7 @@ def groups(sources: dict, column: dict, backend: str, history_capacity: int = 40
 class PureGpuGroup:
     """The pure-Python twin of GpuGroup, through nvidia-ml-py (the pynvml module)."""
 
-    def __init__(self, index: int, columns, pid: int, label: str = ""):
+    def __init__(self, index: int, columns: Sequence[int | None], pid: int, label: str = ""):
         try:
             import pynvml
         except ImportError:
@@ -195,20 +205,20 @@ class PureGpuGroup:
         self.label = label
         self._pid = pid
         self.lost_reads = 0
-        self._error = None
+        self._error: OSError | None = None
 
-    def _calls(self):
+    def _calls(self) -> Iterator[tuple[tuple[str, ...], Callable[[], dict[str, Any]]]]:
         n, h = self._nvml, self._handle
 
-        def memory():
+        def memory() -> dict[str, Any]:
             m = n.nvmlDeviceGetMemoryInfo(h)
             return {"memory.used": m.used, "memory.total": m.total}
 
-        def utilization():
+        def utilization() -> dict[str, Any]:
             u = n.nvmlDeviceGetUtilizationRates(h)
             return {"util.gpu": u.gpu, "util.memory": u.memory}
 
-        def processes():
+        def processes() -> dict[str, Any]:
             used = sum(p.usedGpuMemory or 0 for p in n.nvmlDeviceGetComputeRunningProcesses(h)
                        if p.pid == self._pid)
             return {"proc.memory.used": used if self._pid else None}
@@ -223,11 +233,13 @@ class PureGpuGroup:
         yield ("clock_event_reasons",), lambda: {
             "clock_event_reasons": n.nvmlDeviceGetCurrentClocksEventReasons(h)}
         for policy, metric in enumerate(METRICS[10:16]):
-            yield (metric,), lambda p=policy, m=metric: {
-                m: n.nvmlDeviceGetViolationStatus(h, p).violationTime}
+            def violation(p: int = policy, m: str = metric) -> dict[str, Any]:
+                return {m: n.nvmlDeviceGetViolationStatus(h, p).violationTime}
+
+            yield (metric,), violation
         yield ("proc.memory.used",), processes
 
-    def read_into(self, row) -> int:
+    def read_into(self, row: NDArray[np.int64]) -> int:
         wanted = {m: c for m, c in zip(METRICS, self.columns) if c is not None}
         for metrics, call in self._calls():
             if not any(m in wanted for m in metrics):
@@ -248,5 +260,5 @@ class PureGpuGroup:
                     row[wanted[m]] = MISSING if v is None else min(int(v), VALUE_CEIL)
         return 0
 
-    def error(self):
+    def error(self) -> OSError | None:
         return self._error

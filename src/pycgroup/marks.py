@@ -20,7 +20,7 @@ class MarkStore:
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
             raise ValueError(f"marks_capacity must be an int >= 1, not {capacity!r}")
         self.capacity = capacity
-        self._items: deque = deque(maxlen=capacity)  # (t_ns, label, sequence number)
+        self._items: deque[tuple[int, str, int]] = deque(maxlen=capacity)  # (t_ns, label, sequence number)
         # The hot path binds these two once: append((t_ns, label, next(sequence))).
         self.sequence = itertools.count()
         self.append = self._items.append
@@ -28,7 +28,7 @@ class MarkStore:
     def add(self, t_ns: int, label: str) -> None:
         self.append((t_ns, label, next(self.sequence)))
 
-    def marks(self, label: str | None = None) -> list:
+    def marks(self, label: str | None = None) -> list[Mark]:
         """Returns the held marks (with that label), oldest first."""
         items = sorted(self._items)
         return [Mark(t, lab) for t, lab, _ in items if label is None or lab == label]

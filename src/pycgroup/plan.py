@@ -4,36 +4,47 @@ from __future__ import annotations
 
 import errno
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Union
 
 import numpy as np
 
 from pycgroup import catalogue, gpu
 from pycgroup.backends import reader_class
 from pycgroup import process_clock
-from pycgroup.sources import Derived, ProcessClock, Source
-from pycgroup.formats import Field, SourceSpec
+from pycgroup.sources import Derived, ProcessClock, Source, Unavailable
+from pycgroup.formats import Field, Format, SourceSpec
 from pycgroup.values import from_row
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from pycgroup.backends import GpuGroupLike, ReaderLike
+
+#: What a metric name resolves to.
+Where = Union[Source, Derived, Unavailable, ProcessClock, gpu.GpuSource]
+#: A file, clock or GPU metric that a row column holds.
+Input = Union[Source, ProcessClock, gpu.GpuSource]
 
 
 @dataclass
 class Plan:
     """How to fill one row holding every source a set of metric names needs."""
 
-    names: tuple  # the metric names, in the order asked
-    inputs: list  # the metric names read from files (derived ones' inputs included)
-    sources: dict  # input name -> Source
-    column: dict  # input name -> row column
-    unavailable: dict  # name -> reason
-    reader: object
-    gpu_groups: list  # one per GPU, filling the columns after the files'
+    names: tuple[str, ...]  # the metric names, in the order asked
+    inputs: list[str]  # the metric names read from files (derived ones' inputs included)
+    sources: dict[str, Input]  # input name -> Source
+    column: dict[str, int]  # input name -> row column
+    unavailable: dict[str, str]  # name -> reason
+    reader: ReaderLike
+    gpu_groups: list[GpuGroupLike]  # one per GPU, filling the columns after the files'
     # this process's CPU clocks: ProcessClock field -> row column (after the files')
-    process_clock: dict = field(default_factory=dict)
+    process_clock: dict[str, int] = field(default_factory=dict)
 
     @property
     def ncolumns(self) -> int:
         return self.reader.ncolumns
 
-    def read(self) -> np.ndarray:
+    def read(self) -> NDArray[np.int64]:
         """Returns one row (int64) of every input; raises the first file error met. A GPU
         that cannot be read (lost, or gone from the bus) leaves its columns MISSING."""
         row = np.empty(self.ncolumns, dtype=np.int64)
@@ -45,9 +56,9 @@ class Plan:
             group.read_into(row)  # a lost GPU leaves its columns MISSING: not a cgroup error
         return row
 
-    def values(self, row) -> dict:
+    def values(self, row: NDArray[np.int64]) -> dict[str, int | float | None]:
         """Returns {name: int, UNLIMITED (inf) or None (unavailable)} for the asked names."""
-        out = {}
+        out: dict[str, int | float | None] = {}
         for name in self.names:
             if name == catalogue.WORKING_SET:
                 out[name] = working_set(*(self._value(row, i) for i in catalogue.WORKING_SET_INPUTS))
@@ -55,26 +66,30 @@ class Plan:
                 out[name] = self._value(row, name)
         return out
 
-    def _value(self, row, name):
+    def _value(self, row: NDArray[np.int64], name: str) -> int | float | None:
         column = self.column.get(name)
         if column is None:
             return None
         return from_row(row[column])
 
 
-def working_set(current: int | None, inactive_file: int | None) -> int | None:
+def working_set(current: int | float | None,
+                inactive_file: int | float | None) -> int | float | None:
     """Returns memory.current - inactive_file floored at 0, as cAdvisor and the kubelet do."""
     if current is None or inactive_file is None:
         return None
     return max(0, current - inactive_file)
 
 
-def build(names, resolve, backend: str = "native") -> Plan:
+def build(names: Iterable[str], resolve: Callable[[str], Where],
+          backend: str = "native") -> Plan:
     """Returns a plan for names, resolving each with resolve(name) -> Source/Derived/Unavailable.
 
     Files that do not exist make their metrics unavailable; other open errors are raised."""
     names = tuple(dict.fromkeys(names))
-    sources, unavailable, inputs = {}, {}, []
+    sources: dict[str, Input] = {}
+    unavailable: dict[str, str] = {}
+    inputs: list[str] = []
     for name in names:
         where = resolve(name)
         if isinstance(where, Derived):
@@ -84,6 +99,7 @@ def build(names, resolve, backend: str = "native") -> Plan:
                     sources.setdefault(dependency, found)
                     inputs.append(dependency)
                 else:
+                    assert isinstance(found, Unavailable)  # derived metrics' inputs are files
                     unavailable[name] = f"needs {dependency}: {found.reason}"
         elif isinstance(where, (Source, gpu.GpuSource, ProcessClock)):
             sources[name] = where
@@ -91,7 +107,9 @@ def build(names, resolve, backend: str = "native") -> Plan:
         else:
             unavailable[name] = where.reason
     inputs = list(dict.fromkeys(inputs))
-    column, column_of_field, by_file = {}, {}, {}
+    column: dict[str, int] = {}
+    column_of_field: dict[tuple[Any, ...], int] = {}
+    by_file: dict[tuple[str, Format], list[Field]] = {}
     for name in inputs:
         src = sources[name]
         if isinstance(src, (gpu.GpuSource, ProcessClock)):
@@ -105,10 +123,10 @@ def build(names, resolve, backend: str = "native") -> Plan:
         column[name] = column_of_field[field_id]
     specs = [SourceSpec(path, fmt, fields) for (path, fmt), fields in by_file.items()]
     ncolumns = len(column_of_field)
-    clock = {}
+    clock: dict[str, int] = {}
     for name in inputs:
-        if isinstance(sources[name], ProcessClock):
-            column[name] = clock[sources[name].field] = ncolumns
+        if isinstance(clock_source := sources[name], ProcessClock):
+            column[name] = clock[clock_source.field] = ncolumns
             ncolumns += 1
     for name in inputs:
         if isinstance(sources[name], gpu.GpuSource):
@@ -125,6 +143,7 @@ def build(names, resolve, backend: str = "native") -> Plan:
     try:
         groups = gpu.groups(sources, column, backend)
     except gpu.GpuUnavailable as e:
+        assert e.strerror is not None  # GpuUnavailable always says why
         groups = []
         for name in inputs:
             if isinstance(sources[name], gpu.GpuSource):

@@ -11,8 +11,13 @@ from __future__ import annotations
 
 import resource
 import time
+from typing import TYPE_CHECKING, Mapping
 
 from pycgroup.formats import MISSING
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 #: metric name -> the ProcessClock field (and row-column key) that provides it.
 FIELDS = {
@@ -23,7 +28,7 @@ FIELDS = {
 }
 
 
-def read_into(columns: dict, row) -> None:
+def read_into(columns: Mapping[str, int], row: NDArray[np.int64]) -> None:
     """Writes the clocks named in columns (field -> row index) into row."""
     if "cpu_usec" in columns:
         row[columns["cpu_usec"]] = time.process_time_ns() // 1000
@@ -32,8 +37,15 @@ def read_into(columns: dict, row) -> None:
             ru = resource.getrusage(resource.RUSAGE_SELF)
         except OSError:
             ru = None
-        for field, value in (("utime_usec", lambda: round(ru.ru_utime * 1e6)),
-                             ("stime_usec", lambda: round(ru.ru_stime * 1e6)),
-                             ("max_rss_bytes", lambda: ru.ru_maxrss * 1024)):
+        for field in ("utime_usec", "stime_usec", "max_rss_bytes"):
             if field in columns:
-                row[columns[field]] = MISSING if ru is None else value()
+                row[columns[field]] = MISSING if ru is None else _rusage_value(ru, field)
+
+
+def _rusage_value(ru: resource.struct_rusage, field: str) -> int:
+    """Returns a getrusage() figure in the unit of its row column (µs or bytes)."""
+    if field == "utime_usec":
+        return round(ru.ru_utime * 1e6)
+    if field == "stime_usec":
+        return round(ru.ru_stime * 1e6)
+    return ru.ru_maxrss * 1024

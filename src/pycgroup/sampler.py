@@ -11,6 +11,7 @@ import time
 import warnings
 import weakref
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 import numpy as np
 
@@ -26,6 +27,11 @@ from pycgroup.span_store import SpanStore
 from pycgroup.spans import Span
 from pycgroup.steps import RowLayout, Steps
 from pycgroup.summary import LabelSummary, StepSummary
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from pycgroup.backends import EngineLike
 
 #: Metrics sampled when none are named (those this cgroup does not have are left out).
 DEFAULT_METRICS = (
@@ -105,7 +111,7 @@ def _deprecated(old: str, new: str, value: float) -> float:
     return value
 
 
-def _capacity(capacity) -> int:
+def _capacity(capacity: object) -> int:
     if isinstance(capacity, bool) or not isinstance(capacity, int):
         raise ValueError(f"capacity must be an int, not {capacity!r}")
     if not 2 <= capacity <= MAX_CAPACITY:
@@ -113,7 +119,7 @@ def _capacity(capacity) -> int:
     return 1 << (capacity - 1).bit_length()
 
 
-def _period_ns(hz) -> int:
+def _period_ns(hz: float) -> int:
     try:
         hz = float(hz)
     except (TypeError, ValueError):
@@ -134,9 +140,10 @@ class Sampler:
     ``marks_capacity`` bounds the marks kept, ``spans_capacity`` the finished spans
     kept per label for steps(); summary() counts every span regardless."""
 
-    def __init__(self, metrics=None, capacity: int = 65536, hz: float = 1000.0,
-                 cgroup: CGroup | None = None, backend: str = "native", every=None,
-                 marks_capacity: int = 65536, spans_capacity: int = 65536):
+    def __init__(self, metrics: str | Iterable[str] | None = None, capacity: int = 65536,
+                 hz: float = 1000.0, cgroup: CGroup | None = None, backend: str = "native",
+                 every: Mapping[str, int] | None = None, marks_capacity: int = 65536,
+                 spans_capacity: int = 65536):
         self.capacity = _capacity(capacity)
         self.period_ns = _period_ns(hz)
         self.hz = 1e9 / self.period_ns
@@ -154,7 +161,7 @@ class Sampler:
                 self.cgroup.resolve(name)  # KeyError for unknown names
         self._plan = plan.build(names, self.cgroup.resolve, backend)
         # Names in row order (files first, then GPUs); no two inputs share a column.
-        self.columns = tuple(sorted(self._plan.column, key=self._plan.column.get))
+        self.columns = tuple(sorted(self._plan.column, key=self._plan.column.__getitem__))
         assert len(set(self._plan.column.values())) == len(self.columns)
         self.unavailable = dict(self._plan.unavailable)
         if metrics is not None:
@@ -186,7 +193,7 @@ class Sampler:
             raise MetricUnavailable(f"GPU metrics named explicitly cannot be read here "
                                     f"({listed}); leave them out where there is no GPU")
 
-    def _source_divisors(self, every) -> list:
+    def _source_divisors(self, every: Mapping[str, int]) -> list[int]:
         divisors = []
         for spec in self._plan.reader.specs:
             names = [n for n, src in self._plan.sources.items()
@@ -196,13 +203,9 @@ class Sampler:
             divisors.append(min(matched) if matched else 1)
         return divisors
 
-    def _make_engine(self):
-        if self.backend == "native":
-            from pycgroup._native import Engine
-        else:
-            from pycgroup._pure_sampler import PureEngine as Engine
+    def _make_engine(self) -> EngineLike:
         try:
-            engine = Engine(self._plan.reader, self.capacity, self.period_ns, self._every)
+            engine = self._new_engine()
         except MemoryError as e:
             width = self._plan.reader.ncolumns + 1  # the timestamp, then the columns
             raise OutOfMemory(
@@ -214,13 +217,25 @@ class Sampler:
             engine.set_process_clock(self._plan.process_clock)
         return engine
 
-    def _check_open(self):
+    def _new_engine(self) -> EngineLike:
+        if self.backend == "native":
+            from pycgroup._native import Engine, Reader
+
+            assert isinstance(self._plan.reader, Reader)  # the plan reads through this backend
+            return Engine(self._plan.reader, self.capacity, self.period_ns, self._every)
+        from pycgroup._pure import Reader as PureReader
+        from pycgroup._pure_sampler import PureEngine
+
+        assert isinstance(self._plan.reader, PureReader)
+        return PureEngine(self._plan.reader, self.capacity, self.period_ns, self._every)
+
+    def _check_open(self) -> None:
         """Raises SamplerClosed after close(). The engine refuses rows after close too, so a
         close() racing this check from another thread still ends in SamplerClosed."""
         if self._closed:
             raise SamplerClosed("this Sampler is closed; make a new one to sample again")
 
-    def _check_fork(self):
+    def _check_fork(self) -> None:
         """After fork the child reopens its files: /proc/self/stat opened by the parent
         still describes the parent. (A flag, not a getpid() syscall on every sample.)"""
         self._check_open()
@@ -260,7 +275,7 @@ class Sampler:
     def __enter__(self) -> "Sampler":
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     # --- reading rows -----------------------------------------------------------------
@@ -276,12 +291,12 @@ class Sampler:
             rows = rows[rows[:, 0] >= since_ns]
         return self._samples(rows)
 
-    def _samples(self, rows: np.ndarray) -> Samples:
+    def _samples(self, rows: NDArray[np.int64]) -> Samples:
         return Samples(rows, self.columns, effective_memory_bytes=self._effective_memory,
                        cpu_limit_cores=self._cpu_limit, period_ns=self.period_ns,
                        origin=self.origin)
 
-    def data_from(self, position: int) -> tuple:
+    def data_from(self, position: int) -> tuple[Samples, int]:
         """Returns (Samples, first): the held rows from ring position ``position`` on
         (row N of the run is at position N), oldest first, and the position of the first
         one. A reader that keeps its own position sees every row once; ``first >
@@ -311,7 +326,7 @@ class Sampler:
         self._mark_append((t, label, next(self._mark_sequence)))  # MarkStore.add, inlined
         return t
 
-    def marks(self, label: str | None = None) -> list:
+    def marks(self, label: str | None = None) -> list[Mark]:
         """Returns the held marks (with that label), oldest first, as Mark(t_ns, label).
         The store keeps the newest ``marks_capacity``; stats.marks_dropped counts the rest."""
         self._check_open()
@@ -356,7 +371,7 @@ class Sampler:
             between_marks.add({name: steps[name] for name in steps.columns})
         return between_marks.result()
 
-    def gpu_history(self, gpu: int = 0) -> dict:
+    def gpu_history(self, gpu: int = 0) -> dict[str, tuple[NDArray[np.int64], NDArray[np.int64]]]:
         """Returns the driver's own samples of gpu<N> drained so far, oldest first:
         {"power_mw": (t_ns, values), "util.gpu": (t_ns, values)}. NVML keeps these at its
         own rate (often every 10-20 ms), so they give GPU history finer than the rate at
@@ -383,12 +398,12 @@ def _readable(cg: CGroup, name: str) -> bool:
     return isinstance(where, (Source, ProcessClock)) and missing_reason(where) is None
 
 
-def _stop_all_at_exit():
+def _stop_all_at_exit() -> None:
     for sampler in list(_live_samplers):
         sampler.stop()  # a closed one is left as it is
 
 
-def _after_fork_in_child():
+def _after_fork_in_child() -> None:
     for sampler in list(_live_samplers):
         sampler._engine.after_fork_in_child()
         sampler._forked = True

@@ -8,13 +8,19 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Sequence, overload
 
 import numpy as np
 
 from pycgroup import catalogue, gpu
 from pycgroup._extras import require
 from pycgroup.formats import MISSING, UNLIMITED
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from pycgroup.cgroup import CGroup
+    from pycgroup.limits import Limits
 
 #: Throttling field -> the PSI counter it is the stall fraction of.
 PSI_FIELDS = {
@@ -30,7 +36,12 @@ class ClockAnchor(NamedTuple):
     realtime_ns: int  # time.time_ns()
     monotonic_ns: int  # time.monotonic_ns()
 
-    def to_realtime_ns(self, t_ns):
+    @overload
+    def to_realtime_ns(self, t_ns: int) -> int: ...
+    @overload
+    def to_realtime_ns(self, t_ns: NDArray[np.int64]) -> NDArray[np.int64]: ...
+
+    def to_realtime_ns(self, t_ns: int | NDArray[np.int64]) -> int | NDArray[np.int64]:
         """Returns CLOCK_MONOTONIC ns (an int or an int64 array) as CLOCK_REALTIME ns."""
         return t_ns - self.monotonic_ns + self.realtime_ns
 
@@ -38,13 +49,14 @@ class ClockAnchor(NamedTuple):
     def now(cls) -> "ClockAnchor":
         """Reads both clocks; of a few tries, keeps the pair read closest together and
         pairs the real time with the middle of the monotonic readings around it."""
-        best = None
+        best: tuple[int, int, int] | None = None
         for _ in range(5):
             before = time.monotonic_ns()
             real = time.time_ns()
             after = time.monotonic_ns()
             if best is None or after - before < best[0]:
                 best = (after - before, real, before + (after - before) // 2)
+        assert best is not None  # the loop ran
         return cls(best[1], best[2])
 
 
@@ -53,15 +65,15 @@ class Origin:
     """Where and how rows were recorded: what a file needs to describe them."""
 
     cgroup_mode: str  # "v1", "v2", "hybrid" or "none"
-    cgroup_paths: dict  # controller (or "unified") -> directory
+    cgroup_paths: dict[str, str]  # controller (or "unified") -> directory
     pid: int  # the process whose cgroups were sampled
     hostname: str
     period_ns: int  # the sampler's period
-    limits: dict  # the Limits fields when the sampler was made
+    limits: dict[str, Any]  # the Limits fields when the sampler was made
     clock_anchor: ClockAnchor = field(default_factory=ClockAnchor.now)
 
     @classmethod
-    def of(cls, cg, period_ns: int, limits) -> "Origin":
+    def of(cls, cg: CGroup, period_ns: int, limits: Limits) -> "Origin":
         """Returns the Origin of a sampler of cg (a CGroup) with those Limits."""
         pid = os.getpid() if cg.pid == "self" else int(cg.pid)
         return cls(cg.mode, dict(cg.paths), pid, socket.gethostname(), period_ns,
@@ -75,9 +87,9 @@ class GpuThrottling:
     gpu: int  # N of gpuN
     # Δviolation_ns / Δt per reason ("power", "thermal", ...): exact at any sampling rate,
     # because the driver's counters are cumulative.
-    violation_fraction: dict
+    violation_fraction: dict[str, float | None]
     # The fraction of sampled rows with each clock-event bit set ("sw_power_cap", ...).
-    clock_event_fraction: dict
+    clock_event_fraction: dict[str, float | None]
     average_power_w: float | None  # Δenergy / Δt
 
 
@@ -123,7 +135,7 @@ class Throttling:
     memory_max_events: int | None
     oom_kills: int | None
     memory_headroom_bytes: int | None  # effective memory limit - peak working set
-    gpus: tuple = ()  # GpuThrottling for each sampled GPU
+    gpus: tuple[GpuThrottling, ...] = ()  # GpuThrottling for each sampled GPU
     # False when rows were missing (a gap: see Samples.gaps) or overwritten, so a peak
     # (and the headroom from it) may have been missed. Counter figures stay exact.
     complete: bool = True
@@ -136,8 +148,9 @@ class Samples:
     ``time.perf_counter_ns()``. ``s[name]`` is an int64 array in which ``MISSING``
     (-2**63) marks a value that could not be read and ``UNLIMITED`` (2**63-1) "max"."""
 
-    def __init__(self, rows: np.ndarray, columns, *, effective_memory_bytes=None,
-                 cpu_limit_cores=None, period_ns: int | None = None,
+    def __init__(self, rows: NDArray[np.int64], columns: Sequence[str], *,
+                 effective_memory_bytes: int | None = None,
+                 cpu_limit_cores: float | None = None, period_ns: int | None = None,
                  origin: Origin | None = None):
         """rows: column 0 is t_ns; column i + 1 holds columns[i]. period_ns: the
         sampling period, which tells gaps apart (None: no gap is ever reported). origin:
@@ -151,13 +164,13 @@ class Samples:
         self.cpu_limit_cores = cpu_limit_cores
         self.period_ns = period_ns
 
-    def _like(self, rows: np.ndarray) -> "Samples":
+    def _like(self, rows: NDArray[np.int64]) -> "Samples":
         return Samples(rows, self.columns, effective_memory_bytes=self.effective_memory_bytes,
                        cpu_limit_cores=self.cpu_limit_cores, period_ns=self.period_ns,
                        origin=self.origin)
 
     @property
-    def gaps(self) -> np.ndarray:
+    def gaps(self) -> NDArray[np.int64]:
         """Indices i (int64) where rows i - 1 and i are more than two sampling periods
         apart: rows are missing there (the thread was stopped or late, or rows were
         dropped). Counter deltas across a gap are still exact; peaks may be missed."""
@@ -166,17 +179,17 @@ class Samples:
         return np.flatnonzero(np.diff(self.t_ns) > 2 * self.period_ns).astype(np.int64) + 1
 
     @property
-    def t_ns(self) -> np.ndarray:
+    def t_ns(self) -> NDArray[np.int64]:
         return self._rows[:, 0]
 
     def __len__(self) -> int:
         return len(self._rows)
 
-    def __contains__(self, name) -> bool:
+    def __contains__(self, name: object) -> bool:
         return name in self._index or (
             name == catalogue.WORKING_SET and all(i in self._index for i in catalogue.WORKING_SET_INPUTS))
 
-    def __getitem__(self, name: str) -> np.ndarray:
+    def __getitem__(self, name: str) -> NDArray[np.int64]:
         if name in self._index:
             return self._rows[:, self._index[name]]
         if name == catalogue.WORKING_SET and name in self:
@@ -185,7 +198,7 @@ class Samples:
             return np.where(bad, MISSING, np.maximum(current - np.where(bad, 0, inactive), 0))
         raise KeyError(f"{name!r} was not sampled; columns are {list(self.columns)}")
 
-    def as_float(self, name: str) -> np.ndarray:
+    def as_float(self, name: str) -> NDArray[np.float64]:
         """Returns the column as float64: missing values are NaN, unlimited ones inf."""
         values = self[name]
         out = values.astype(np.float64)
@@ -193,18 +206,18 @@ class Samples:
         out[values == UNLIMITED] = np.inf
         return out
 
-    def to_numpy(self) -> np.ndarray:
+    def to_numpy(self) -> NDArray[np.int64]:
         """Returns a copy of the rows: column 0 is t_ns, then ``columns`` in order."""
         return self._rows.copy()
 
-    def realtime_ns(self) -> np.ndarray | None:
+    def realtime_ns(self) -> NDArray[np.int64] | None:
         """Returns t_ns on CLOCK_REALTIME (ns since the epoch) through the origin's clock
         anchor, or None when the rows have no origin."""
         if self.origin is None:
             return None
         return self.origin.clock_anchor.to_realtime_ns(self.t_ns)
 
-    def to_pandas(self):
+    def to_pandas(self) -> Any:
         """Returns a DataFrame: ``t_ns`` (int64, CLOCK_MONOTONIC), ``time`` (wall clock,
         datetime64[ns, UTC], NaT without an origin), then one float64 column per metric
         (missing values NaN, unlimited ones inf). ``frame.attrs["units"]`` maps each
@@ -221,7 +234,7 @@ class Samples:
         frame.attrs["kinds"] = {n: _kind(n) for n in self.columns}
         return frame
 
-    def to_arrow(self):
+    def to_arrow(self) -> Any:
         """Returns a pyarrow.Table: ``t_ns`` (int64), ``time`` (timestamp[ns, UTC], null
         without an origin), then one int64 column per metric holding the exact values
         (missing values null, unlimited ones 2**63-1). Each metric field's metadata holds
@@ -240,7 +253,8 @@ class Samples:
             arrays.append(pa.array(values, pa.int64(), mask=values == MISSING))
         return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
-    def _valid_deltas(self, name: str):
+    def _valid_deltas(self, name: str) -> tuple[NDArray[np.int64], NDArray[np.float64],
+                                                 NDArray[np.bool_]]:
         """Returns (Δvalue, Δt in s, valid mask) per interval between consecutive rows."""
         values = self[name]
         deltas = np.diff(values)
@@ -251,13 +265,13 @@ class Samples:
             valid &= deltas >= 0  # a counter that went back was reset or recreated
         return deltas, dt, valid
 
-    def delta(self, name: str) -> np.ndarray:
+    def delta(self, name: str) -> NDArray[np.float64]:
         """Returns the change between consecutive rows (float64, NaN where not measurable:
         a missing value, Δt <= 0, or a counter that went backwards)."""
         deltas, _, valid = self._valid_deltas(name)
         return np.where(valid, deltas, np.nan)
 
-    def rate(self, name: str, window_s: float | None = None) -> np.ndarray:
+    def rate(self, name: str, window_s: float | None = None) -> NDArray[np.float64]:
         """Returns a counter's change per second up to each row but the first (NaN where
         not measurable). Raises ValueError for a gauge, whose rate means nothing.
 
@@ -354,17 +368,17 @@ class Samples:
             complete=len(self.gaps) == 0,
         )
 
-    def _gpus(self) -> list:
+    def _gpus(self) -> list[int]:
         return sorted({int(m[1]) for m in map(gpu.NAME.fullmatch, self.columns) if m})
 
     def _gpu_throttling(self, n: int) -> GpuThrottling:
         prefix = f"gpu{n}."
-        violations = {}
+        violations: dict[str, float | None] = {}
         for metric in gpu.METRICS:
             if metric.startswith("violation.") and prefix + metric in self:
                 reason = metric[len("violation."):-len("_ns")]
                 violations[reason] = self._per_second(prefix + metric, 1e-9)
-        events = {}
+        events: dict[str, float | None] = {}
         if prefix + "clock_event_reasons" in self:
             reasons = self[prefix + "clock_event_reasons"]
             present = reasons[reasons != MISSING]

@@ -13,7 +13,12 @@ from __future__ import annotations
 
 import math
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
 
 class QuantileSketch:
@@ -25,7 +30,7 @@ class QuantileSketch:
         self.min_value = min_value
         self._gamma = (1 + alpha) / (1 - alpha)
         self._log_gamma = math.log(self._gamma)
-        self._buckets: dict = {}  # bucket index -> count
+        self._buckets: dict[int, int] = {}  # bucket index -> count
         self.zeros = 0
         self.count = 0
         self.sum = 0.0
@@ -35,7 +40,7 @@ class QuantileSketch:
         """Counts one value; NaN is ignored, negative values count as zero."""
         self.add_many(np.array([value], dtype=np.float64))
 
-    def add_many(self, values) -> None:
+    def add_many(self, values: NDArray[Any]) -> None:
         """Counts every finite value of an array (NaN and inf are ignored)."""
         values = np.asarray(values, dtype=np.float64)
         values = values[np.isfinite(values)]
@@ -72,6 +77,7 @@ class QuantileSketch:
             raise ValueError(f"q must be between 0 and 1, not {q}")
         if self.count == 0:
             return None
+        assert self.max is not None  # set by the first value counted
         rank = math.floor(q * (self.count - 1))
         if rank == self.count - 1:
             return self.max

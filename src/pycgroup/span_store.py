@@ -4,16 +4,21 @@ running summary every finished span is folded into before it is let go."""
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 from pycgroup import steps as steps_table
-from pycgroup.summary import LabelSummary
+from pycgroup.summary import LabelSummary, StepSummary
+
+if TYPE_CHECKING:
+    from pycgroup.spans import Span
+    from pycgroup.steps import RowLayout
 
 
 class _Label:
     __slots__ = ("items", "folded", "summary")
 
     def __init__(self, label: str):
-        self.items: list = []  # finished spans, oldest first
+        self.items: list[Span] = []  # finished spans, oldest first
         self.folded = 0  # items[:folded] are counted in summary
         self.summary = LabelSummary(label)
 
@@ -23,17 +28,17 @@ class SpanStore:
     eighth more, so that trimming is amortised O(1)); spans let go are counted in
     ``dropped``, and every span is in its label's summary whether kept or not."""
 
-    def __init__(self, capacity: int, layout):
+    def __init__(self, capacity: int, layout: RowLayout):
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
             raise ValueError(f"spans_capacity must be an int >= 1, not {capacity!r}")
         self.capacity = capacity
         self._limit = capacity + max(1, capacity // 8)
         self._layout = layout
-        self._labels: dict = {}
+        self._labels: dict[str, _Label] = {}
         self._lock = threading.Lock()
         self.dropped = 0
 
-    def add(self, span) -> None:
+    def add(self, span: Span) -> None:
         """Keeps a finished span (the hot path: a dict lookup and a list append)."""
         entry = self._labels.get(span.label)
         if entry is None:
@@ -61,7 +66,7 @@ class SpanStore:
             entry.folded -= excess
             self.dropped += excess
 
-    def spans(self, label: str) -> list:
+    def spans(self, label: str) -> list[Span]:
         """Returns the kept finished spans with this label, oldest first."""
         entry = self._labels.get(label)
         return list(entry.items) if entry is not None else []
@@ -70,7 +75,7 @@ class SpanStore:
         """Returns True once a span with this label has finished."""
         return label in self._labels
 
-    def summary(self, label: str):
+    def summary(self, label: str) -> StepSummary:
         entry = self._labels.get(label)
         if entry is None:
             return LabelSummary(label).result()
@@ -78,5 +83,5 @@ class SpanStore:
             self._fold(entry)
         return entry.summary.result()
 
-    def labels(self) -> list:
+    def labels(self) -> list[str]:
         return list(self._labels)

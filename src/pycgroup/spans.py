@@ -11,9 +11,26 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from typing import TYPE_CHECKING, TypedDict
 
 from pycgroup.errors import SpanNotFinished
 from pycgroup.formats import MISSING, UNLIMITED
+
+if TYPE_CHECKING:
+    from pycgroup.sampler import Sampler
+    from pycgroup.samples import Throttling
+
+
+class _Decoded(TypedDict, total=False):
+    """What a finished span computes on first access."""
+
+    delta: dict[str, int | None]
+    rates: dict[str, float | None]
+    peak: dict[str, int | None]
+    complete: bool
+    rows: tuple[list[int], list[int]]
+    boundary_error_ns: int
+    throttling: Throttling
 
 _monotonic_ns = time.monotonic_ns
 
@@ -43,11 +60,16 @@ class Span:
     __slots__ = ("label", "exact", "start_ns", "end_ns", "_sampler", "_start", "_end",
                  "_cache", "_sync", "__weakref__")
 
-    def __init__(self, sampler, label: str, exact: bool = False):
+    def __init__(self, sampler: Sampler, label: str, exact: bool = False):
         self._sampler = sampler
         self.label = label
         self.exact = exact
+        self.start_ns: int | None
+        self.end_ns: int | None
         self.start_ns = self.end_ns = None
+        self._start: bytes | None
+        self._end: bytes | None
+        self._cache: _Decoded | None
         self._start = self._end = self._cache = None
         self._sync = exact
 
@@ -61,9 +83,10 @@ class Span:
             self.start_ns = int.from_bytes(self._start[8:16], "little", signed=True)
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         sampler = self._sampler
         layout = sampler._layout
+        assert self._start is not None and self.start_ns is not None  # set by __enter__
         self._end = sampler._engine.span_end(self._start, self._sync, self.start_ns,
                                              2 * layout.period_ns, layout.ws_current,
                                              layout.ws_inactive)
@@ -79,11 +102,12 @@ class Span:
 
     # --- computed on first access ---------------------------------------------------
 
-    def _decoded(self) -> dict:
+    def _decoded(self) -> _Decoded:
         if self._cache is None:
             if self._end is None:
                 raise SpanNotFinished(f"span {self.label!r} has not finished: its figures "
                                       f"are known once its block has ended")
+            assert self._start is not None and self.start_ns is not None and self.end_ns is not None
             layout = self._sampler._layout
             n = len(layout.columns)
             a = memoryview(self._start).cast("q").tolist()[1:]
@@ -91,7 +115,9 @@ class Span:
             used, ws_peak, gaps, peaks = b[n + 1], b[n + 2], b[n + 3], b[n + 4:]
             end_row = b[:n + 1]
             dt = (end_row[0] - a[0]) / 1e9
-            delta, rates, peak = {}, {}, {}
+            delta: dict[str, int | None] = {}
+            rates: dict[str, float | None] = {}
+            peak: dict[str, int | None] = {}
             for i in layout.counters:
                 x, y = _value(a[i]), _value(end_row[i])
                 d = y - x if x is not None and y is not None and y >= x else None
@@ -115,18 +141,21 @@ class Span:
 
     @property
     def duration_s(self) -> float | None:
-        return None if self.end_ns is None else (self.end_ns - self.start_ns) / 1e9
+        if self.end_ns is None:
+            return None
+        assert self.start_ns is not None  # a span ends after it starts
+        return (self.end_ns - self.start_ns) / 1e9
 
     @property
-    def delta(self) -> dict:
+    def delta(self) -> dict[str, int | None]:
         return self._decoded()["delta"]
 
     @property
-    def rates(self) -> dict:
+    def rates(self) -> dict[str, float | None]:
         return self._decoded()["rates"]
 
     @property
-    def peak(self) -> dict:
+    def peak(self) -> dict[str, int | None]:
         return self._decoded()["peak"]
 
     @property
@@ -138,7 +167,7 @@ class Span:
         return self._decoded()["boundary_error_ns"]
 
     @property
-    def throttling(self):
+    def throttling(self) -> Throttling:
         """The span's Throttling: counter figures between its boundary rows, the memory
         headroom from its peak working set."""
         decoded = self._decoded()

@@ -4,26 +4,35 @@ what the container did in it, as a table of numpy columns."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence, cast
 
 import numpy as np
 
 from pycgroup import catalogue
 from pycgroup.formats import MISSING, UNLIMITED
 
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from pycgroup.spans import Span
+
+    #: A step table: column name -> one value per step.
+    StepTable = dict[str, NDArray[Any]]
+
 
 @dataclass(frozen=True)
 class RowLayout:
     """Where each metric sits in a sampler's rows (index 0 of a row is t_ns)."""
 
-    columns: tuple  # metric names; columns[i] is row index i + 1
-    counters: tuple  # row indices of counters
-    gauges: tuple  # row indices of gauges
+    columns: tuple[str, ...]  # metric names; columns[i] is row index i + 1
+    counters: tuple[int, ...]  # row indices of counters
+    gauges: tuple[int, ...]  # row indices of gauges
     ws_current: int  # row index of memory.current, 0 when the working set is not sampled
     ws_inactive: int  # row index of memory.stat.inactive_file, or 0
     period_ns: int
 
     @classmethod
-    def of(cls, columns, period_ns: int) -> "RowLayout":
+    def of(cls, columns: Sequence[str], period_ns: int) -> "RowLayout":
         counters = tuple(i + 1 for i, n in enumerate(columns)
                          if catalogue.kind(n) == catalogue.COUNTER)
         gauges = tuple(i + 1 for i, n in enumerate(columns)
@@ -42,40 +51,41 @@ class Boundaries:
     """The raw material of a step table, m steps: each step's own interval, the rows
     nearest its start and end (m x width, t_ns first), and its peaks."""
 
-    start_ns: np.ndarray
-    end_ns: np.ndarray
-    start_rows: np.ndarray
-    end_rows: np.ndarray
-    peaks: np.ndarray  # m x (width - 1), MISSING where no value or rows overwritten
-    ws_peak: np.ndarray  # m, MISSING where unknown
-    complete: np.ndarray  # bool: rows all intact and no gap between them
+    start_ns: NDArray[np.int64]
+    end_ns: NDArray[np.int64]
+    start_rows: NDArray[np.int64]
+    end_rows: NDArray[np.int64]
+    peaks: NDArray[np.int64]  # m x (width - 1), MISSING where no value or rows overwritten
+    ws_peak: NDArray[np.int64]  # m, MISSING where unknown
+    complete: NDArray[np.bool_]  # bool: rows all intact and no gap between them
 
 
-def _present(values: np.ndarray) -> np.ndarray:
-    return (values != MISSING) & (values != UNLIMITED)
+def _present(values: NDArray[np.int64]) -> NDArray[np.bool_]:
+    present: NDArray[np.bool_] = (values != MISSING) & (values != UNLIMITED)
+    return present
 
 
-def _as_float(values: np.ndarray) -> np.ndarray:
+def _as_float(values: NDArray[np.int64]) -> NDArray[np.float64]:
     out = values.astype(np.float64)
     out[~_present(values)] = np.nan
     return out
 
 
-def counter_deltas(start: np.ndarray, end: np.ndarray) -> np.ndarray:
+def counter_deltas(start: NDArray[np.int64], end: NDArray[np.int64]) -> NDArray[np.float64]:
     """Returns end - start as float64, NaN where either is missing or the counter went
     back (reset or recreated). Exact across gaps: the counters are cumulative."""
     valid = _present(start) & _present(end) & (end >= start)
     return np.where(valid, (end - np.where(valid, start, 0)).astype(np.float64), np.nan)
 
 
-def table(b: Boundaries, layout: RowLayout) -> dict:
+def table(b: Boundaries, layout: RowLayout) -> StepTable:
     """Returns the step columns (see Steps) computed from boundaries."""
-    out = {"start_ns": np.asarray(b.start_ns, dtype=np.int64),
+    out: StepTable = {"start_ns": np.asarray(b.start_ns, dtype=np.int64),
            "end_ns": np.asarray(b.end_ns, dtype=np.int64)}
     out["duration_s"] = (out["end_ns"] - out["start_ns"]) / 1e9
     row_dt = (b.end_rows[:, 0] - b.start_rows[:, 0]) / 1e9
     row_dt = np.where(row_dt > 0, row_dt, np.nan)
-    deltas = {}
+    deltas: dict[str, NDArray[np.float64]] = {}
     for i in layout.counters:
         deltas[layout.columns[i - 1]] = counter_deltas(b.start_rows[:, i], b.end_rows[:, i])
     usage = deltas.get("cpu.stat.usage_usec")
@@ -99,15 +109,18 @@ def table(b: Boundaries, layout: RowLayout) -> dict:
     return out
 
 
-def _nan(b: Boundaries) -> np.ndarray:
+def _nan(b: Boundaries) -> NDArray[np.float64]:
     return np.full(len(b.start_ns), np.nan)
 
 
-def from_spans(spans, layout: RowLayout) -> Boundaries:
+def from_spans(spans: Sequence[Span], layout: RowLayout) -> Boundaries:
     """Returns the boundaries of finished spans (their raw start and end bytes)."""
     n = len(layout.columns)
-    starts = np.frombuffer(b"".join(sp._start for sp in spans), dtype=np.int64)
-    ends = np.frombuffer(b"".join(sp._end for sp in spans), dtype=np.int64)
+    # Finished spans: both boundaries are set.
+    starts = np.frombuffer(b"".join(cast("Iterable[bytes]", (sp._start for sp in spans))),
+                           dtype=np.int64)
+    ends = np.frombuffer(b"".join(cast("Iterable[bytes]", (sp._end for sp in spans))),
+                         dtype=np.int64)
     starts = starts.reshape(len(spans), n + 2)
     ends = ends.reshape(len(spans), 2 * n + 5)
     used, gaps = ends[:, n + 2], ends[:, n + 4]
@@ -129,7 +142,8 @@ def from_spans(spans, layout: RowLayout) -> Boundaries:
         complete=~overwritten & (gaps == 0))
 
 
-def from_marks(marks_ns, rows: np.ndarray, layout: RowLayout) -> Boundaries:
+def from_marks(marks_ns: Sequence[int] | NDArray[np.int64], rows: NDArray[np.int64],
+               layout: RowLayout) -> Boundaries:
     """Returns the boundaries of the intervals between consecutive marks, from rows
     (a data() copy): each boundary's row is the newest taken at or before it (the
     oldest held, for a mark older than every row: boundary_error_ns then says how far)."""
@@ -173,36 +187,36 @@ class Steps:
     (bool: every row of the step was still held and none was missing) and
     ``boundary_error_ns`` (how far the rows used lie from the step's boundaries)."""
 
-    def __init__(self, columns: dict):
+    def __init__(self, columns: StepTable):
         self._columns = columns
 
     @property
-    def columns(self) -> tuple:
+    def columns(self) -> tuple[str, ...]:
         return tuple(self._columns)
 
     def __len__(self) -> int:
         return len(self._columns["start_ns"])
 
-    def __getitem__(self, name: str) -> np.ndarray:
+    def __getitem__(self, name: str) -> NDArray[Any]:
         try:
             return self._columns[name]
         except KeyError:
             raise KeyError(f"no step column {name!r}; columns are {list(self._columns)}") from None
 
-    def __contains__(self, name) -> bool:
+    def __contains__(self, name: object) -> bool:
         return name in self._columns
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(self._columns)
 
     def __repr__(self) -> str:
         return f"<Steps: {len(self)} rows, {len(self._columns)} columns>"
 
-    def to_numpy(self) -> dict:
+    def to_numpy(self) -> StepTable:
         """Returns {column: a copy of its numpy array}."""
         return {name: values.copy() for name, values in self._columns.items()}
 
-    def to_pandas(self):
+    def to_pandas(self) -> Any:
         """Returns a DataFrame with one row per step (needs pandas)."""
         from pycgroup._extras import require
 

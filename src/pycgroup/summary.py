@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pycgroup.sketch import QuantileSketch
+
+if TYPE_CHECKING:
+    from pycgroup.steps import StepTable
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,7 @@ class LabelSummary:
         self._sketches = {field: QuantileSketch() for field in FIGURES}
         self._lock = threading.Lock()
 
-    def add(self, columns: dict) -> None:
+    def add(self, columns: StepTable) -> None:
         """Counts each row of a step table (a dict of numpy columns)."""
         with self._lock:
             self.count += len(columns["duration_s"])

@@ -11,15 +11,18 @@ markers (:data:`pycgroup.formats.MISSING`, :data:`pycgroup.formats.UNLIMITED`);
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pycgroup.formats import MISSING
 from pycgroup.formats import UNLIMITED as UNLIMITED_ROW
 
+if TYPE_CHECKING:
+    import numpy as np
+
 #: A limit that limits nothing: ``math.inf``.
 UNLIMITED: float = math.inf
 
-def from_row(value: int) -> int | float | None:
+def from_row(value: int | np.int64) -> int | float | None:
     """Returns the Python value of an int64 row value: None for MISSING, UNLIMITED for
     the row's unlimited marker, else the int."""
     if value == MISSING:

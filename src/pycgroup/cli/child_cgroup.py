@@ -16,7 +16,7 @@ import signal
 import time
 import uuid
 
-from pycgroup.cgroup import current
+from pycgroup.cgroup import CGroup, current
 
 PREFIX = "pycgroup-record-"
 #: v1 hierarchies a command is moved into (cpuset needs cpus and mems set first, and
@@ -49,7 +49,7 @@ class ChildCgroup:
         if here.mode == "none":
             raise OSError("--cgroup new: no cgroup hierarchy is mounted here")
         self.name = PREFIX + uuid.uuid4().hex[:10]
-        self.dirs: dict = {}  # controller or "unified" -> directory made
+        self.dirs: dict[str, str] = {}  # controller or "unified" -> directory made
         try:
             self._make(here)
             self._limit(memory, cpus, pids)
@@ -57,8 +57,8 @@ class ChildCgroup:
             self.remove()
             raise
 
-    def _make(self, here) -> None:
-        made_in: dict = {}  # a mount's directory is shared by co-mounted controllers
+    def _make(self, here: CGroup) -> None:
+        made_in: dict[str, str] = {}  # a mount's directory is shared by co-mounted controllers
         for controller, leaf in here.paths.items():
             if controller != "unified" and controller not in V1_CONTROLLERS:
                 continue
@@ -73,7 +73,7 @@ class ChildCgroup:
             raise OSError("--cgroup new: no writable cgroup hierarchy is mounted")
         self.dirs = made_in
 
-    def _write(self, controller: str, file: str, value) -> None:
+    def _write(self, controller: str, file: str, value: int | str) -> None:
         with open(os.path.join(self.dirs[controller], file), "w") as f:
             f.write(str(value))
 
@@ -90,7 +90,7 @@ class ChildCgroup:
             f.write(f"+{controller}")
         return True
 
-    def _limit(self, memory, cpus, pids) -> None:
+    def _limit(self, memory: int | None, cpus: float | None, pids: int | None) -> None:
         if memory is not None:
             if "memory" in self.dirs:
                 self._write("memory", "memory.limit_in_bytes", memory)
@@ -121,8 +121,8 @@ class ChildCgroup:
             with open(os.path.join(directory, "cgroup.procs"), "w") as f:
                 f.write("0")
 
-    def _pids(self) -> set:
-        found = set()
+    def _pids(self) -> set[int]:
+        found: set[int] = set()
         for directory in set(self.dirs.values()):
             try:
                 with open(os.path.join(directory, "cgroup.procs")) as f:
@@ -157,5 +157,5 @@ class ChildCgroup:
     def __enter__(self) -> "ChildCgroup":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.remove()

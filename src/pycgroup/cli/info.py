@@ -98,7 +98,7 @@ def gather(pid: int | None = None, procfs: str = "/proc", rootfs: str = "/",
 def gpu_info() -> dict[str, Any]:
     """Returns whether GPU metrics can be read, why not, and the GPUs this process sees."""
     reason = gpu.unavailable_reason()
-    devices = []
+    devices: list[dict[str, Any]] = []
     if reason is None:
         for n, index in enumerate(gpu.visible_devices()):
             if isinstance(index, str):
@@ -206,7 +206,7 @@ def _format_summary(s: dict[str, Any]) -> list[str]:
     ]
 
 
-def add_parser(commands: Any) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Adds ``info`` to the subcommands of the pycgroup command."""
     info = commands.add_parser("info", help="show the cgroup mode, paths, limits and usage")
     info.add_argument("--json", action="store_true", help="print JSON for scripts")

@@ -10,7 +10,7 @@ from pycgroup.errors import Error
 from pycgroup.export.files import load
 
 
-def add_parser(commands) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Adds ``plot`` to the subcommands of the pycgroup command."""
     p = commands.add_parser(
         "plot", help="plot a recording (needs pycgroup[plot])",

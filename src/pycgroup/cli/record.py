@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from types import FrameType
 
 from pycgroup.cgroup import of_pid
 from pycgroup.cli.child_cgroup import ChildCgroup, parse_size
@@ -20,7 +21,7 @@ from pycgroup.sampler import Sampler
 PROGRESS_EVERY_S = 0.5
 
 
-def add_parser(commands) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Adds ``record`` to the subcommands of the pycgroup command."""
     p = commands.add_parser(
         "record", help="record a process's cgroup, or run a command and record it",
@@ -63,16 +64,16 @@ def run(args: argparse.Namespace) -> int:
         return _fail("--cgroup new runs CMD in a new cgroup: it cannot take --pid")
     output = args.output or time.strftime("pycgroup-%Y%m%d-%H%M%S.npz")
     stop = threading.Event()
-    caught: list = []
+    caught: list[int] = []
 
-    def on_signal(signum, frame):
+    def on_signal(signum: int, frame: FrameType | None) -> None:
         caught.append(signum)
         stop.set()
         if child is not None and child.poll() is None:
             child.send_signal(signum)  # a Ctrl-C on the terminal reached it already
 
-    child = None
-    cgroup = None
+    child: subprocess.Popen[bytes] | None = None
+    cgroup: ChildCgroup | None = None
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         if args.cgroup == "new":
@@ -123,7 +124,8 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _wait(child, pid, stop: threading.Event, recorder: Recorder) -> None:
+def _wait(child: subprocess.Popen[bytes] | None, pid: int, stop: threading.Event,
+          recorder: Recorder) -> None:
     """Waits for the command or process to end, or a signal; shows progress on a tty."""
     tty = sys.stderr.isatty()
     started = time.monotonic()
@@ -143,7 +145,7 @@ def _wait(child, pid, stop: threading.Event, recorder: Recorder) -> None:
         sys.stderr.write("\r\x1b[K")
 
 
-def _reap(child, grace_s: float = 10.0) -> None:
+def _reap(child: subprocess.Popen[bytes], grace_s: float = 10.0) -> None:
     """Waits for the command; kills it if it outlives a signal's grace period."""
     try:
         child.wait(grace_s)

@@ -10,7 +10,7 @@ import threading
 from pycgroup.errors import MissingExtra
 
 
-def add_parser(commands) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Adds ``serve`` to the subcommands of the pycgroup command."""
     serve = commands.add_parser(
         "serve", help="serve the cgroup's metrics to Prometheus (needs pycgroup[prometheus])")

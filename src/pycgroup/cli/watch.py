@@ -13,6 +13,7 @@ import termios
 import time
 import tty
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from pycgroup import catalogue, gpu
 from pycgroup._extras import require
@@ -20,6 +21,12 @@ from pycgroup.cgroup import current, of_pid
 from pycgroup.errors import Error
 from pycgroup.formats import MISSING, UNLIMITED
 from pycgroup.sampler import DEFAULT_METRICS, Sampler
+
+if TYPE_CHECKING:
+    from pycgroup.cgroup import CGroup
+    from rich.table import Table as RichTable
+
+    from pycgroup.samples import Samples
 
 BAR_WIDTH = 32
 EXTRA_METRICS = ("pids.current",)
@@ -29,7 +36,7 @@ EXTRA_METRICS = ("pids.current",)
 GPU_METRICS = ("util.gpu", "memory.used", "memory.total")
 
 
-def watched_metrics(cg) -> list[str] | None:
+def watched_metrics(cg: CGroup) -> list[str] | None:
     """Returns the metrics the view samples in cg: the Sampler's default set, the pids,
     and each GPU's utilisation and memory where NVML works (None: the default set)."""
     available = cg.metrics()
@@ -48,7 +55,7 @@ class Row:
     text: str
 
 
-def _bytes(n) -> str:
+def _bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -56,17 +63,18 @@ def _bytes(n) -> str:
     return str(n)
 
 
-def _pct(x) -> str:
+def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:.1%}"
 
 
-def rows(window, latest: dict, limits: dict, since_start) -> list:
+def rows(window: Samples, latest: Mapping[str, int], limits: Mapping[str, Any],
+         since_start: Samples) -> list[Row]:
     """Returns the view's rows: window is the Samples of the last refresh, latest the
     newest value of each metric, limits the Limits fields, since_start the Samples of
     the whole watch (for event counts)."""
-    out = []
+    out: list[Row] = []
     memory_limit = limits.get("memory_max_bytes")
-    effective = limits.get("effective_memory_bytes")
+    effective: Any = limits.get("effective_memory_bytes")  # an int: Limits always has it
     for name, label in (("memory.current", "memory"), (catalogue.WORKING_SET, "working set")):
         value = latest.get(name)
         if value is None:
@@ -127,11 +135,11 @@ def bar(fraction: float | None, width: int = BAR_WIDTH) -> str:
     return "█" * filled + "░" * (width - filled)
 
 
-def render(view_rows, title: str):
+def render(view_rows: Iterable[Row], title: str) -> RichTable:
     """Returns the rich renderable of the rows."""
     rich_table = require("rich.table", "watch", "pycgroup watch")
     Table = rich_table.Table
-    table = Table(title=title, title_justify="left", show_header=False, box=None,
+    table: RichTable = Table(title=title, title_justify="left", show_header=False, box=None,
                   padding=(0, 1))
     table.add_column("what", style="bold")
     table.add_column("bar")
@@ -148,9 +156,9 @@ def render(view_rows, title: str):
     return table
 
 
-def _latest(window, names) -> dict:
+def _latest(window: Samples, names: Iterable[str]) -> dict[str, int]:
     """Returns the newest present value of each name in window."""
-    latest = {}
+    latest: dict[str, int] = {}
     for name in names:
         if name in window and len(window):
             value = int(window[name][-1])
@@ -162,18 +170,19 @@ def _latest(window, names) -> dict:
 class _Keys:
     """Single key presses from a terminal on stdin (cbreak mode, restored on exit)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.fd = sys.stdin.fileno() if sys.stdin.isatty() else None
-        self.saved = None
+        self.saved: list[Any] | None = None
 
-    def __enter__(self):
+    def __enter__(self) -> _Keys:
         if self.fd is not None:
             self.saved = termios.tcgetattr(self.fd)
             tty.setcbreak(self.fd)
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         if self.saved is not None:
+            assert self.fd is not None  # saved from it
             termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
 
     def wait(self, seconds: float) -> str:
@@ -185,7 +194,7 @@ class _Keys:
         return os.read(self.fd, 32).decode(errors="replace") if ready else ""
 
 
-def add_parser(commands) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Adds ``watch`` to the subcommands of the pycgroup command."""
     p = commands.add_parser("watch", help="a live view of a cgroup (needs pycgroup[watch])")
     p.add_argument("--pid", type=int, help="another process's cgroup (default: this one's)")

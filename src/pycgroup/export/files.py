@@ -25,7 +25,7 @@ import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, NamedTuple, Sequence, Union
 
 import numpy as np
 
@@ -34,8 +34,18 @@ from pycgroup._version import __version__
 from pycgroup._extras import require
 from pycgroup.errors import NewerRecordingFormat, NotARecording, TruncatedRecording
 from pycgroup.formats import MISSING
-from pycgroup.sampler import Mark
+from pycgroup.marks import Mark
 from pycgroup.samples import ClockAnchor, Origin, Samples
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from pycgroup.steps import Steps, StepTable
+
+#: A file name: a str or a path-like object.
+PathLike = Union[str, "os.PathLike[str]"]
+#: A recording's JSON header (and end member): what json.loads returns.
+Meta = dict[str, Any]
 
 FORMAT = "pycgroup-recording"
 #: Bumped when a change would make an older pycgroup misread a file.
@@ -64,18 +74,18 @@ class Recording:
 
     path: str
     samples: Samples
-    marks: tuple
-    steps: dict | None
-    gaps: tuple
-    units: dict
-    kinds: dict
+    marks: tuple[Mark, ...]
+    steps: StepTable | None
+    gaps: tuple[Gap, ...]
+    units: dict[str, str]
+    kinds: dict[str, str]
     pycgroup_version: str
     format_version: int
     complete: bool
-    stats: dict | None  # the sampler's counters when the writer finished
+    stats: dict[str, int] | None  # the sampler's counters when the writer finished
 
     @property
-    def metrics(self) -> tuple:
+    def metrics(self) -> tuple[str, ...]:
         return self.samples.columns
 
     @property
@@ -83,7 +93,7 @@ class Recording:
         return self.samples.origin
 
     @property
-    def limits(self) -> dict | None:
+    def limits(self) -> dict[str, Any] | None:
         return None if self.origin is None else self.origin.limits
 
     @property
@@ -93,7 +103,7 @@ class Recording:
 
 # --- the header, shared by both formats ---------------------------------------------
 
-def header(samples: Samples, layout: str) -> dict:
+def header(samples: Samples, layout: str) -> Meta:
     """Returns the JSON header describing samples; layout is "file" or "stream"."""
     origin = samples.origin
     return {
@@ -116,14 +126,14 @@ def header(samples: Samples, layout: str) -> dict:
     }
 
 
-def _catalogue(function, name: str) -> str:
+def _catalogue(function: Callable[[str], str], name: str) -> str:
     try:
         return function(name)
     except KeyError:
         return ""
 
 
-def _check_header(path, meta) -> dict:
+def _check_header(path: str, meta: object) -> Meta:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise NotARecording(path, "not a pycgroup recording (its header names no "
                                   f"{FORMAT!r} format)")
@@ -138,7 +148,7 @@ def _check_header(path, meta) -> dict:
     return meta
 
 
-def _origin(meta: dict) -> Origin | None:
+def _origin(meta: Meta) -> Origin | None:
     o = meta.get("origin")
     if o is None:
         return None
@@ -148,7 +158,7 @@ def _origin(meta: dict) -> Origin | None:
                   o["period_ns"], limits, anchor)
 
 
-def _steps_table(steps) -> dict | None:
+def _steps_table(steps: Steps | Mapping[str, Any] | None) -> StepTable | None:
     """Returns steps (a Steps, or a dict of equal-length arrays) as {column: array}."""
     if steps is None:
         return None
@@ -159,13 +169,14 @@ def _steps_table(steps) -> dict | None:
     return table
 
 
-def _marks(marks) -> list:
+def _marks(marks: Iterable[tuple[int, str]] | None) -> list[Mark]:
     return [Mark(int(t), str(label)) for t, label in (marks or ())]
 
 
 # --- save and load -------------------------------------------------------------------
 
-def save(path, samples: Samples, steps=None, marks=None) -> None:
+def save(path: PathLike, samples: Samples, steps: Steps | Mapping[str, Any] | None = None,
+         marks: Iterable[tuple[int, str]] | None = None) -> None:
     """Writes samples (with their origin), a steps table and marks to path: ``.npz``
     (numpy only) or ``.parquet`` (pyarrow). Raises ValueError for another suffix."""
     path = os.fspath(path)
@@ -182,7 +193,7 @@ def save(path, samples: Samples, steps=None, marks=None) -> None:
             writer.finish(steps=table)
 
 
-def load(path) -> Recording:
+def load(path: PathLike) -> Recording:
     """Reads a recording written by save() or a streaming recorder. Raises
     FileNotFoundError, NotARecording for a file that is not a pycgroup recording,
     TruncatedRecording for one that ends early or is damaged, NewerRecordingFormat for
@@ -208,7 +219,9 @@ def _format_of(path: str) -> str:
     raise ValueError(f"{path}: a recording's name must end in .npz or .parquet")
 
 
-def _recording(path, meta, rows, marks, gaps, steps, complete, stats) -> Recording:
+def _recording(path: str, meta: Meta, rows: NDArray[np.int64], marks: Sequence[Mark],
+               gaps: Sequence[Gap], steps: StepTable | None, complete: bool,
+               stats: dict[str, int] | None) -> Recording:
     columns = meta["metrics"]
     if rows.ndim != 2 or rows.shape[1] != len(columns) + 1:
         raise TruncatedRecording(path, f"rows have shape {rows.shape}, not (n, "
@@ -222,13 +235,13 @@ def _recording(path, meta, rows, marks, gaps, steps, complete, stats) -> Recordi
 
 # --- .npz ----------------------------------------------------------------------------
 
-def _npy(array) -> bytes:
+def _npy(array: NDArray[Any]) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, np.asarray(array), allow_pickle=False)
     return buffer.getvalue()
 
 
-def _json_npy(value) -> bytes:
+def _json_npy(value: object) -> bytes:
     return _npy(np.array(json.dumps(value)))
 
 
@@ -237,7 +250,7 @@ class NpzWriter:
     directory. Each chunk's rows member is written last, so a chunk counts once its rows
     are whole."""
 
-    def __init__(self, path: str, meta: dict):
+    def __init__(self, path: str, meta: Meta):
         self.path = path
         self._zip = zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED,
                                     compresslevel=1)
@@ -247,9 +260,11 @@ class NpzWriter:
         self._flush()
 
     def _flush(self) -> None:
+        assert self._zip.fp is not None  # open until close()
         self._zip.fp.flush()
 
-    def write_chunk(self, rows: np.ndarray, marks, gaps) -> None:
+    def write_chunk(self, rows: NDArray[np.int64], marks: Sequence[Mark],
+                    gaps: Sequence[Gap]) -> None:
         """Appends rows (column 0 t_ns), their marks and gaps, and flushes the file."""
         n = f"{self.chunks:06d}"
         if marks:
@@ -264,7 +279,8 @@ class NpzWriter:
         self.rows += len(rows)
         self._flush()
 
-    def finish(self, steps=None, stats=None) -> None:
+    def finish(self, steps: StepTable | None = None,
+               stats: dict[str, int] | None = None) -> None:
         for column, values in (steps or {}).items():
             self._zip.writestr(f"steps.{column}.npy", _npy(values))
         self._zip.writestr(END + ".npy", _json_npy({
@@ -274,21 +290,21 @@ class NpzWriter:
     def close(self) -> None:
         self._zip.close()
 
-    def __enter__(self):
+    def __enter__(self) -> NpzWriter:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
 
 
-def _scan_local_headers(path: str) -> tuple:
+def _scan_local_headers(path: str) -> tuple[dict[str, bytes], bool]:
     """Returns ({name: bytes} of the whole members, in order, and whether the scan
     reached a clean end) by walking the zip's local file headers: the way to read a zip
     whose writer died before writing its directory."""
-    members = {}
+    members: dict[str, bytes] = {}
     with open(path, "rb") as f:
         data = f.read()
     offset = 0
@@ -313,9 +329,10 @@ def _scan_local_headers(path: str) -> tuple:
     return members, False
 
 
-def _read_npy(path, name: str, content: bytes):
+def _read_npy(path: str, name: str, content: bytes) -> NDArray[Any]:
     try:
-        return np.load(io.BytesIO(content), allow_pickle=False)
+        array: NDArray[Any] = np.load(io.BytesIO(content), allow_pickle=False)
+        return array
     except (ValueError, OSError, EOFError) as e:
         raise TruncatedRecording(path, f"member {name} is damaged: {e}") from None
 
@@ -327,7 +344,7 @@ def _load_npz(path: str) -> Recording:
             if not names or names[0] != HEADER + ".npy":
                 raise NotARecording(path, "a zip (.npz) without a pycgroup header: not a "
                                           "pycgroup recording")
-            members = {}
+            members: dict[str, bytes] = {}
             for name in names:
                 try:
                     members[name] = z.read(name)
@@ -354,7 +371,7 @@ def _load_npz(path: str) -> Recording:
         why = "ends before its zip directory" if not directory else "has no end member"
         raise TruncatedRecording(path, f"the file is cut off: it {why} (written by save(), "
                                        "which always writes both)")
-    chunks = {}
+    chunks: dict[int, dict[str, NDArray[Any]]] = {}
     for name, content in members.items():
         parts = name.split(".")
         if len(parts) == 3 and parts[2] == "npy" and parts[1].isdigit():
@@ -367,7 +384,8 @@ def _load_npz(path: str) -> Recording:
     width = len(meta["metrics"]) + 1
     rows = (np.concatenate([chunks[i]["rows"] for i in whole]) if whole
             else np.zeros((0, width), dtype=np.int64))
-    marks, gaps = [], []
+    marks: list[Mark] = []
+    gaps: list[Gap] = []
     for i in whole:
         c = chunks[i]
         if "marks_t_ns" in c:
@@ -377,7 +395,7 @@ def _load_npz(path: str) -> Recording:
             gaps += [Gap(*map(int, g)) for g in c["gaps"]]
     if end is not None and len(rows) != end["rows"]:
         raise TruncatedRecording(path, f"{len(rows)} of {end['rows']} rows are present")
-    steps = None
+    steps: StepTable | None = None
     if end is not None and end["steps"]:
         steps = {}
         for column in end["steps"]:
@@ -396,7 +414,7 @@ class ParquetWriter:
     gaps and steps in the footer. Parquet keeps its index in that footer, so a file whose
     writer died cannot be read: stream to .npz to keep what was flushed."""
 
-    def __init__(self, path: str, meta: dict, samples: Samples):
+    def __init__(self, path: str, meta: Meta, samples: Samples):
         self._pa = require("pyarrow", "parquet", "Writing .parquet recordings")
         self._pq = require("pyarrow.parquet", "parquet", "Writing .parquet recordings")
         self.path = path
@@ -406,19 +424,22 @@ class ParquetWriter:
         schema = Samples(np.zeros((0, len(self._columns) + 1), dtype=np.int64),
                          self._columns, origin=self._origin).to_arrow().schema
         self._writer = self._pq.ParquetWriter(path, schema, compression="zstd")
-        self._marks, self._gaps = [], []
+        self._marks: list[Mark] = []
+        self._gaps: list[Gap] = []
         self.chunks = self.rows = 0
-        self._steps = None
-        self._stats = None
+        self._steps: StepTable | None = None
+        self._stats: dict[str, int] | None = None
 
-    def write_chunk(self, rows: np.ndarray, marks, gaps) -> None:
+    def write_chunk(self, rows: NDArray[np.int64], marks: Sequence[Mark],
+                    gaps: Sequence[Gap]) -> None:
         self._writer.write_table(Samples(rows, self._columns, origin=self._origin).to_arrow())
         self._marks += marks
         self._gaps += gaps
         self.chunks += 1
         self.rows += len(rows)
 
-    def finish(self, steps=None, stats=None) -> None:
+    def finish(self, steps: StepTable | None = None,
+               stats: dict[str, int] | None = None) -> None:
         self._steps, self._stats = steps, stats
 
     def close(self) -> None:
@@ -432,10 +453,10 @@ class ParquetWriter:
         self._writer.add_key_value_metadata({HEADER: json.dumps(meta)})
         self._writer.close()
 
-    def __enter__(self):
+    def __enter__(self) -> ParquetWriter:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 

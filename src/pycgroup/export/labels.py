@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Mapping
+
+if TYPE_CHECKING:
+    from pycgroup.cgroup import CGroup
 
 #: Environment variables set by torchrun, Lightning, DeepSpeed and most MPI launchers,
 #: -> the label each becomes.
@@ -11,7 +15,7 @@ RANK_VARIABLES = {"RANK": "rank", "LOCAL_RANK": "local_rank"}
 _NAMING_HIERARCHIES = ("memory", "cpu", "unified")
 
 
-def cgroup_path(cg) -> str:
+def cgroup_path(cg: CGroup) -> str:
     """Returns the cgroup's path as /proc/<pid>/cgroup shows it ("/" for the root): the
     path in the memory hierarchy, else the cpu one, else the cgroup2 one; "" when the
     process is in no mounted hierarchy."""
@@ -24,14 +28,14 @@ def cgroup_path(cg) -> str:
     return ""
 
 
-def rank_labels(environ=None) -> dict:
+def rank_labels(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """Returns {"rank": ..., "local_rank": ...} for the rank variables that are set."""
     environ = os.environ if environ is None else environ
     return {label: environ[variable] for variable, label in RANK_VARIABLES.items()
             if environ.get(variable, "") != ""}
 
 
-def local_rank(environ=None) -> int:
+def local_rank(environ: Mapping[str, str] | None = None) -> int:
     """Returns LOCAL_RANK as an int (0 when unset); raises ValueError naming a bad value."""
     environ = os.environ if environ is None else environ
     value = environ.get("LOCAL_RANK", "")

@@ -13,10 +13,23 @@ import math
 import threading
 import time
 from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, TypeGuard
 
 from pycgroup import catalogue, gpu
 from pycgroup._extras import require
 from pycgroup.export.labels import cgroup_path, rank_labels
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
+    from opentelemetry.metrics import Instrument as OtelInstrument
+
+    from pycgroup.cgroup import CGroup, Value
+
+    #: (pycgroup metric, multiplier, divisor, {attribute: value})
+    Point = tuple[str, int, int, dict[str, str]]
+    #: What an observable instrument calls at each collection.
+    Callback = Callable[[CallbackOptions], Iterable[Observation]]
 
 COUNTER, UPDOWN, GAUGE = "counter", "updowncounter", "gauge"
 #: A snapshot younger than this serves every callback of one collection (the SDK calls
@@ -32,10 +45,11 @@ class Instrument:
     kind: str  # COUNTER, UPDOWN or GAUGE
     unit: str
     description: str
-    points: tuple  # ((pycgroup metric, multiplier, divisor, {attribute: value}), ...)
+    points: tuple[Point, ...]  # ((pycgroup metric, multiplier, divisor, {attribute: value}), ...)
 
 
-def _one(name, kind, unit, description, source, div=1, attributes=None) -> Instrument:
+def _one(name: str, kind: str, unit: str, description: str, source: str, div: int = 1,
+         attributes: dict[str, str] | None = None) -> Instrument:
     return Instrument(name, kind, unit, description, ((source, 1, div, attributes or {}),))
 
 
@@ -111,19 +125,19 @@ GPU_INSTRUMENTS = {
 class _Snapshot:
     """One read of every metric the instruments need, shared by a collection's callbacks."""
 
-    def __init__(self, cg, names, backend: str):
+    def __init__(self, cg: CGroup, names: Iterable[str], backend: str):
         self.cg, self.names, self.backend = cg, tuple(dict.fromkeys(names)), backend
         self.lock = threading.Lock()  # readers may collect from several threads
-        self.values: dict = {}
+        self.values: dict[str, Value] = {}
         self.t = -1.0
-        self.previous: tuple | None = None  # (t, cpu usage_usec) of the read before
+        self.previous: tuple[float, int | float] | None = None  # (t, cpu usage_usec) of the read before
 
-    def get(self) -> dict:
+    def get(self) -> dict[str, Value]:
         with self.lock:
             now = time.monotonic()
             if now - self.t > SNAPSHOT_MAX_AGE_S:
-                if self.values.get("cpu.stat.usage_usec") is not None:
-                    self.previous = (self.t, self.values["cpu.stat.usage_usec"])
+                if (usage := self.values.get("cpu.stat.usage_usec")) is not None:
+                    self.previous = (self.t, usage)
                 self.values = self.cg.read(self.names, self.backend)
                 self.t = now
             return self.values
@@ -136,8 +150,8 @@ class _Snapshot:
         return (usage - self.previous[1]) / 1e6 / (self.t - self.previous[0])
 
 
-def instrument(meter_provider=None, cg=None, *, gpus: bool | None = None,
-               backend: str = "native") -> list:
+def instrument(meter_provider: MeterProvider | None = None, cg: CGroup | None = None, *,
+               gpus: bool | None = None, backend: str = "native") -> list[OtelInstrument]:
     """Registers observable instruments reporting cg's metrics (default: this process's
     cgroup) on meter_provider (default: the global one); returns them.
 
@@ -159,19 +173,19 @@ def instrument(meter_provider=None, cg=None, *, gpus: bool | None = None,
     makers = {COUNTER: meter.create_observable_counter,
               UPDOWN: meter.create_observable_up_down_counter,
               GAUGE: meter.create_observable_gauge}
-    created = []
+    created: list[OtelInstrument] = []
     for spec in specs:
         created.append(makers[spec.kind](spec.name, [_points(metrics, snapshot, spec, common)],
                                          unit=spec.unit, description=spec.description))
 
-    def cpu_limit(options):
+    def cpu_limit(options: CallbackOptions) -> Iterable[Observation]:
         values = snapshot.get()
         quota, period = values.get("cpu.max.quota_usec"), values.get("cpu.max.period_usec")
         if not (_finite(quota) and period):
             return []  # unlimited (quota max) or unavailable: no point
         return [metrics.Observation(quota / period, common)]
 
-    def cpu_usage(options):
+    def cpu_usage(options: CallbackOptions) -> Iterable[Observation]:
         cores = snapshot.cores_used()
         return [] if cores is None else [metrics.Observation(cores, common)]
 
@@ -181,32 +195,34 @@ def instrument(meter_provider=None, cg=None, *, gpus: bool | None = None,
     return created
 
 
-def _finite(value) -> bool:
+def _finite(value: float | None) -> TypeGuard[float]:
     """Whether value gives a point: not unavailable (None), not unlimited (inf)."""
     return value is not None and math.isfinite(value)
 
 
-def _points(metrics, snapshot: _Snapshot, spec: Instrument, common: dict):
+def _points(metrics: ModuleType, snapshot: _Snapshot, spec: Instrument,
+            common: Mapping[str, str]) -> Callback:
     points = [(source, mul, div, {**common, **attributes})
               for source, mul, div, attributes in spec.points]
 
-    def callback(options):
+    def callback(options: CallbackOptions) -> Iterable[Observation]:
         values = snapshot.get()
-        return [metrics.Observation(values[source] * mul / div, attributes)
-                for source, mul, div, attributes in points if _finite(values.get(source))]
+        return [metrics.Observation(value * mul / div, attributes)
+                for source, mul, div, attributes in points
+                if _finite(value := values.get(source))]
 
     return callback
 
 
-def _gpu_instruments(gpus: bool | None) -> list:
+def _gpu_instruments(gpus: bool | None) -> list[Instrument]:
     """Returns the GPU instruments, one point per visible GPU (none without NVML)."""
     if not (gpus or (gpus is None and gpu.available())):
         return []
     devices = [(n, index) for n, index in enumerate(gpu.visible_devices())
                if not isinstance(index, str)]
-    by_name: dict = {}
+    by_name: dict[str, tuple[str, str, str, list[Point]]] = {}
     for metric, (name, kind, unit, mul, div, description) in GPU_INSTRUMENTS.items():
-        points = by_name.setdefault(name, [kind, unit, description, []])[3]
+        points = by_name.setdefault(name, (kind, unit, description, []))[3]
         for n, index in devices:
             attributes = {"hw.id": gpu.nvml().uuid(index), "hw.type": "gpu",
                           "pycgroup.gpu": str(n)}

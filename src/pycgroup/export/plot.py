@@ -8,12 +8,23 @@ import datetime
 import html
 import io
 import os
+from typing import TYPE_CHECKING, Collection, Sequence, Union
 
 import numpy as np
 
 from pycgroup._extras import require
 from pycgroup.export import series as series_module
 from pycgroup.samples import Samples
+
+if TYPE_CHECKING:
+    from matplotlib import ticker
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from numpy.typing import NDArray
+
+    from pycgroup.export.files import Gap, PathLike, Recording
+    from pycgroup.marks import Mark
+    from pycgroup.steps import StepTable
 
 FORMATS = (".png", ".svg", ".html")
 PANEL_HEIGHT_IN = 1.9
@@ -25,7 +36,7 @@ PLOT_POINTS = 600  # windows over the recording: finer is noise at a page's widt
 PLOT_WINDOW_S = 0.05
 
 
-def _bytes(value, _=None) -> str:
+def _bytes(value: float, _: object = None) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(value) < 1024 or unit == "TiB":
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
@@ -33,7 +44,8 @@ def _bytes(value, _=None) -> str:
     return str(value)
 
 
-def _binary_ticks(ax, MultipleLocator, most: int = 6) -> None:
+def _binary_ticks(ax: Axes, MultipleLocator: type[ticker.MultipleLocator],
+                  most: int = 6) -> None:
     """Puts a bytes axis's ticks on round numbers of KiB, MiB or GiB."""
     top = ax.get_ylim()[1]
     if top <= 0:
@@ -45,13 +57,17 @@ def _binary_ticks(ax, MultipleLocator, most: int = 6) -> None:
             return
 
 
-def figure(recording, metrics=None, title: str | None = None):
+def figure(recording: Union[Recording, Samples], metrics: Collection[str] | None = None,
+           title: str | None = None) -> Figure:
     """Returns a matplotlib Figure of a Recording (or Samples): one panel per group of
     pycgroup.export.series.groups, sharing the time axis (seconds from the first row)."""
     require("matplotlib", "plot", "Plotting")
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter, MultipleLocator, PercentFormatter
 
+    marks: Sequence[Mark]
+    steps: StepTable | None
+    gaps: Sequence[Gap]
     if isinstance(recording, Samples):
         samples, marks, steps, gaps = recording, (), None, ()
     else:
@@ -65,7 +81,7 @@ def figure(recording, metrics=None, title: str | None = None):
                                           if metrics else ""))
     t0 = int(samples.t_ns[0]) if len(samples) else 0
 
-    def seconds(t_ns):
+    def seconds(t_ns: int | Sequence[int] | NDArray[np.int64]) -> NDArray[np.float64]:
         return (np.asarray(t_ns, dtype=np.int64) - t0) / 1e9
 
     fig = Figure(figsize=(WIDTH_IN, 1.0 + PANEL_HEIGHT_IN * len(groups)), dpi=DPI,
@@ -122,7 +138,7 @@ def figure(recording, metrics=None, title: str | None = None):
     return fig
 
 
-def _title(samples: Samples, spans, gaps) -> str:
+def _title(samples: Samples, spans: Sequence[series_module.Span], gaps: Sequence[Gap]) -> str:
     o = samples.origin
     parts = [f"{len(samples):,} rows"]
     if len(samples) > 1:
@@ -141,7 +157,8 @@ def _title(samples: Samples, spans, gaps) -> str:
             f"{start:%Y-%m-%d %H:%M:%S} UTC, {1e9 / o.period_ns:g} Hz, " + ", ".join(parts))
 
 
-def save_plot(recording, path, metrics=None) -> int:
+def save_plot(recording: Union[Recording, Samples], path: PathLike,
+              metrics: Collection[str] | None = None) -> int:
     """Renders a recording to path (.png, .svg or .html, by suffix); returns the number
     of panels."""
     path = os.fspath(path)

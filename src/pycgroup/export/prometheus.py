@@ -12,10 +12,21 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
 from pycgroup import catalogue, gpu
 from pycgroup._extras import require
 from pycgroup.export.labels import cgroup_path, local_rank, rank_labels
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
+    from prometheus_client.metrics_core import Metric
+    from prometheus_client.registry import CollectorRegistry
+
+    from pycgroup.cgroup import CGroup, Value
+    from pycgroup.sampler import Sampler
 
 _USEC, _NSEC = 10**6, 10**9  # divisors to seconds
 
@@ -27,12 +38,12 @@ class Series:
     name: str  # the Prometheus name, with _total on counters
     source: str  # the pycgroup metric name (catalogue)
     div: int = 1  # the integer read / div is the value in the base unit
-    labels: tuple = ()  # (label, value) pairs of this series within its family
+    labels: tuple[tuple[str, str], ...] = ()  # (label, value) pairs of this series within its family
     help: str = ""
     mul: int = 1  # (the integer read * mul) / div
 
 
-def _pressure(prefix: str, line: str, word: str) -> list:
+def _pressure(prefix: str, line: str, word: str) -> list[Series]:
     return [Series(f"{prefix}_{line}_seconds_total", f"{resource}.pressure.{line}.total",
                    _USEC, (("resource", resource),),
                    f"Time {word} tasks stalled on the resource (PSI {line} total).")
@@ -159,7 +170,7 @@ GPU_CLOCK_EVENTS = "pycgroup_gpu_clock_event_active"
 GPU_VIOLATIONS = "pycgroup_gpu_violation_seconds_total"
 
 
-def gpu_series(n: int) -> tuple:
+def gpu_series(n: int) -> tuple[Series, ...]:
     """Returns the series of the n-th visible GPU (label gpu="n")."""
     label = (("gpu", str(n)),)
     found = [Series(name, f"gpu{n}.{metric}", div, label, doc, mul)
@@ -204,8 +215,9 @@ class CgroupCollector:
     ``_count``, ``_sum``) labelled ``step``.
     """
 
-    def __init__(self, cg=None, *, cadvisor_names: bool = False, gpus: bool | None = None,
-                 labels: dict | None = None, sampler=None, step_labels=("step",),
+    def __init__(self, cg: CGroup | None = None, *, cadvisor_names: bool = False,
+                 gpus: bool | None = None, labels: Mapping[str, str] | None = None,
+                 sampler: Sampler | None = None, step_labels: str | Iterable[str] = ("step",),
                  backend: str = "native"):
         from pycgroup.cgroup import current
 
@@ -216,7 +228,7 @@ class CgroupCollector:
         self.series = list(SERIES)
         if cadvisor_names:
             self.series += CADVISOR_SERIES
-        self._gpus = []
+        self._gpus: list[int] = []
         if gpus or (gpus is None and gpu.available()):
             self._gpus = [n for n, index in enumerate(gpu.visible_devices())
                           if not isinstance(index, str)]
@@ -232,8 +244,8 @@ class CgroupCollector:
         self._names = tuple(dict.fromkeys(names))
         self._lock = threading.Lock()  # the HTTP server scrapes from several threads
 
-    def _layout(self) -> list:
-        families: dict = {}
+    def _layout(self) -> list[_Family]:
+        families: dict[str, _Family] = {}
         for s in self.series:
             base = self._cadvisor_labels if s.name.startswith("container_") else self.labels
             family = families.get(s.name)
@@ -245,12 +257,12 @@ class CgroupCollector:
                                    s.mul, s.div))
         return list(families.values())
 
-    def read(self) -> dict:
+    def read(self) -> dict[str, Value]:
         """Returns one snapshot {pycgroup metric: int or None} of every source."""
         with self._lock:
             return self.cg.read(self._names, self._backend)
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         """Yields the metric families of one snapshot (called by the registry per scrape)."""
         values = self.read()
         for family in self._families:
@@ -274,7 +286,7 @@ class CgroupCollector:
 
             yield from step_families(self._core, self.sampler, self.step_labels, self.labels)
 
-    def _gpu_clock_events(self, values: dict):
+    def _gpu_clock_events(self, values: Mapping[str, Value]) -> Iterator[Metric]:
         metric = self._core.GaugeMetricFamily(
             GPU_CLOCK_EVENTS, "1 while the driver reports this reason for lowered clocks.",
             labels=[*self.labels, "gpu", "reason"])
@@ -282,6 +294,7 @@ class CgroupCollector:
             reasons = values.get(f"gpu{n}.clock_event_reasons")
             if reasons is None:
                 continue
+            assert not isinstance(reasons, float)  # a bit mask, never unlimited
             for reason, bit in gpu.CLOCK_EVENT_BITS.items():
                 metric.add_metric([*self.labels.values(), str(n), reason],
                                   1.0 if reasons & bit else 0.0)
@@ -291,23 +304,24 @@ class CgroupCollector:
 class _Family:
     """The series sharing one Prometheus name, laid out once at construction."""
 
-    def __init__(self, core, name: str, kind: str, doc: str, label_names: list):
+    def __init__(self, core: ModuleType, name: str, kind: str, doc: str,
+                 label_names: list[str]):
         self.core, self.name, self.kind, self.doc = core, name, kind, doc
         self.label_names = label_names
-        self.members: list = []  # (source, label values, mul, div)
+        self.members: list[tuple[str, list[str], int, int]] = []  # (source, label values, mul, div)
         # prometheus_client's CounterMetricFamily appends _total; cAdvisor has counters
         # without it (container_memory_failcnt), which keep their exact name.
         self.exact_counter = kind == catalogue.COUNTER and not name.endswith("_total")
         self.unit = "" if name.startswith("container_") else _unit(name)  # cAdvisor has none
 
-    def make(self):
+    def make(self) -> Any:  # a prometheus_client metric family
         if self.exact_counter:
             return self.core.Metric(self.name, self.doc, "counter")
         cls = (self.core.CounterMetricFamily if self.kind == catalogue.COUNTER
                else self.core.GaugeMetricFamily)
         return cls(self.name, self.doc, labels=self.label_names, unit=self.unit)
 
-    def add(self, metric, label_values: list, value: float) -> None:
+    def add(self, metric: Any, label_values: list[str], value: float) -> None:
         if self.exact_counter:
             metric.add_sample(self.name, dict(zip(self.label_names, label_values)), value)
         else:
@@ -315,7 +329,8 @@ class _Family:
 
 
 def start_http_server(port: int, addr: str = "127.0.0.1", *, add_local_rank: bool = False,
-                      registry=None, **collector_options):
+                      registry: CollectorRegistry | None = None,
+                      **collector_options: Any) -> tuple[WSGIServer, threading.Thread]:
     """Serves a registry holding a new CgroupCollector on http://addr:port/metrics from a
     daemon thread; returns (server, thread) as ``prometheus_client.start_http_server``
     does (``server.server_port`` is the port, ``server.shutdown()`` stops it).
@@ -332,4 +347,5 @@ def start_http_server(port: int, addr: str = "127.0.0.1", *, add_local_rank: boo
     if registry is None:
         registry = client.CollectorRegistry(auto_describe=True)
     registry.register(CgroupCollector(**collector_options))
-    return client.start_http_server(port, addr, registry)
+    served: tuple[WSGIServer, threading.Thread] = client.start_http_server(port, addr, registry)
+    return served

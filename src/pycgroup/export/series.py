@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Collection, Iterable, Mapping
 
 import numpy as np
 
@@ -13,14 +14,20 @@ from pycgroup import catalogue
 from pycgroup.formats import MISSING, UNLIMITED
 from pycgroup.samples import Samples
 
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from pycgroup.marks import Mark
+    from pycgroup.steps import Steps
+
 
 @dataclass(frozen=True)
 class Series:
     """One line: values at the end of each window (NaN where not measurable)."""
 
     name: str
-    t_ns: np.ndarray  # CLOCK_MONOTONIC ns
-    values: np.ndarray  # float64
+    t_ns: NDArray[np.int64]  # CLOCK_MONOTONIC ns
+    values: NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -29,8 +36,9 @@ class Group:
 
     title: str
     unit: str  # "bytes", "cores", "fraction", "percent", "W", or a catalogue unit
-    series: tuple  # of Series
-    limits: tuple = ()  # (label, value): horizontal lines (a quota, memory.max)
+    series: tuple[Series, ...]
+    # (label, value): horizontal lines (a quota, memory.max)
+    limits: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -48,7 +56,7 @@ def window_ns(samples: Samples, points: int = 2000, floor_s: float = 0.01) -> in
     return max(int(floor_s * 1e9), span // points, 1)
 
 
-def _boundaries(t_ns: np.ndarray, width: int) -> np.ndarray:
+def _boundaries(t_ns: NDArray[np.int64], width: int) -> NDArray[np.intp]:
     """Returns the indices of the first row of each window of ``width`` ns."""
     if not len(t_ns):
         return np.zeros(0, dtype=np.int64)
@@ -60,8 +68,9 @@ def _boundaries(t_ns: np.ndarray, width: int) -> np.ndarray:
     return index
 
 
-def _present(values: np.ndarray) -> np.ndarray:
-    return (values != MISSING) & (values != UNLIMITED)
+def _present(values: NDArray[np.int64]) -> NDArray[np.bool_]:
+    present: NDArray[np.bool_] = (values != MISSING) & (values != UNLIMITED)
+    return present
 
 
 class _Windows:
@@ -104,7 +113,8 @@ _PSI = [(f"{r}.pressure.{line}.total", f"{r} {line}") for r in ("cpu", "memory",
 _GPU = re.compile(r"gpu(\d+)\.(.+)")
 
 
-def groups(samples: Samples, width: int | None = None, metrics=None) -> list:
+def groups(samples: Samples, width: int | None = None,
+           metrics: Collection[str] | None = None) -> list[Group]:
     """Returns the Groups to show for samples, over windows of ``width`` ns (default:
     window_ns). ``metrics`` limits them to those names (a named metric that belongs to
     no standard group gets a group of its own)."""
@@ -116,7 +126,8 @@ def groups(samples: Samples, width: int | None = None, metrics=None) -> list:
         chosen &= set(metrics)
     has = chosen.__contains__
     origin_limits = samples.origin.limits if samples.origin is not None else {}
-    out, used = [], set()
+    out: list[Group] = []
+    used: set[str] = set()
 
     memory = []
     for name, label in (("memory.current", "current"), (catalogue.WORKING_SET, "working set"),
@@ -125,7 +136,7 @@ def groups(samples: Samples, width: int | None = None, metrics=None) -> list:
             memory.append(_renamed(w.peak(name), label))
             used.add(name)
     if memory:
-        lines = [(label, origin_limits.get(key)) for label, key in
+        lines = [(label, origin_limits[key]) for label, key in
                  (("memory.max", "memory_max_bytes"), ("memory.high", "memory_high_bytes"))
                  if origin_limits.get(key) is not None]
         out.append(Group("Memory", "bytes", tuple(memory), tuple(lines)))
@@ -150,7 +161,7 @@ def groups(samples: Samples, width: int | None = None, metrics=None) -> list:
             ("GPU utilisation", "percent", "util.gpu", 1.0, False),
             ("GPU power", "W", "power_mw", 1e-3, False),
             ("GPU memory used", "bytes", "memory.used", 1.0, False)):
-        series = []
+        series: list[Series] = []
         for n in gpus:
             name = f"gpu{n}.{metric}"
             if has(name):
@@ -173,15 +184,17 @@ def _renamed(series: Series, name: str) -> Series:
     return Series(name, series.t_ns, series.values)
 
 
-def spans(marks=(), steps=None) -> tuple:
+def spans(marks: Iterable[Mark] = (), steps: Steps | Mapping[str, NDArray[Any]] | None = None
+          ) -> tuple[tuple[Span, ...], tuple[tuple[str, int], ...]]:
     """Returns (spans, instants): the steps table's rows as Spans, plus each label's
     marks as the intervals between consecutive ones; a label marked once is an instant
     (label, t_ns)."""
-    found, instants = [], []
+    found: list[Span] = []
+    instants: list[tuple[str, int]] = []
     if steps is not None and "start_ns" in steps and "end_ns" in steps:
         found += [Span("step", int(a), int(b))
                   for a, b in zip(steps["start_ns"], steps["end_ns"])]
-    by_label: dict = {}
+    by_label: dict[str, list[int]] = {}
     for m in sorted(marks):
         by_label.setdefault(m.label, []).append(m.t_ns)
     for label, times in by_label.items():

@@ -3,6 +3,12 @@
 
 from __future__ import annotations
 
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+if TYPE_CHECKING:
+    from pycgroup.sampler import Sampler
+
 #: StepSummary field -> (Prometheus name, help); each becomes a summary with quantiles
 #: 0.5, 0.9 and 0.99 (within 1% of the exact ones), _count and _sum.
 STEP_FIGURES = {
@@ -17,7 +23,8 @@ STEP_FIGURES = {
 QUANTILES = (("0.5", "p50"), ("0.9", "p90"), ("0.99", "p99"))
 
 
-def step_families(core, sampler, step_labels, labels: dict) -> list:
+def step_families(core: ModuleType, sampler: Sampler, step_labels: Iterable[str],
+                  labels: Mapping[str, str]) -> list[Any]:
     """Returns the summary families of the steps with each label in step_labels (label
     ``step``); a figure a step could not measure (no CPU quota: no throttled fraction)
     counts only the steps that had it."""

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import Union
 
-from pycgroup.export.files import Gap, NpzWriter, ParquetWriter, _format_of, header
+from pycgroup.export.files import Gap, NpzWriter, ParquetWriter, PathLike, _format_of, header
+from pycgroup.marks import Mark
 from pycgroup.sampler import Sampler
 
 
@@ -20,7 +22,7 @@ class Recorder:
     """Drains a sampler into a file until ``close()`` (or the end of a ``with`` block).
     Use ``record(sampler, path)`` to make one."""
 
-    def __init__(self, sampler: Sampler, path, chunk_s: float = 1.0):
+    def __init__(self, sampler: Sampler, path: PathLike, chunk_s: float = 1.0):
         if not chunk_s > 0:
             raise ValueError(f"chunk_s must be > 0, not {chunk_s!r}")
         self.path = os.fspath(path)
@@ -32,13 +34,14 @@ class Recorder:
         self.lost = 0  # rows overwritten before the writer reached them
         self.chunks = 0
         self.error: BaseException | None = None  # what stopped the writer, if anything
-        self._last_mark = None  # the newest mark written: marks are taken after it
-        self._last_t_ns = None
+        # the newest mark written, as (t_ns, label): marks are taken after it
+        self._last_mark: tuple[object, ...] | None = None
+        self._last_t_ns: int | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._started_sampler = False
-        self._thread = None
-        self._writer = None
+        self._thread: threading.Thread | None = None
+        self._writer: Union[NpzWriter, ParquetWriter, None] = None
 
     def start(self) -> "Recorder":
         """Opens the file, starts the sampler if it is not running, and the writer."""
@@ -67,7 +70,7 @@ class Recorder:
         """Writes the rows taken since the last flush now; returns how many."""
         with self._lock:
             samples, first = self.sampler.data_from(self.position)
-            gaps = []
+            gaps: list[Gap] = []
             if first > self.position:
                 lost = first - self.position
                 self.lost += lost
@@ -81,12 +84,13 @@ class Recorder:
                 self._last_t_ns = int(rows[-1, 0])
             self.position = first + len(rows)
             marks = self._new_marks(self._last_t_ns)
+            assert self._writer is not None  # flushes happen between start() and close()
             self._writer.write_chunk(rows, marks, gaps)
             self.rows += len(rows)
             self.chunks += 1
             return len(rows)
 
-    def _new_marks(self, until_ns, final: bool = False) -> list:
+    def _new_marks(self, until_ns: int | None, final: bool = False) -> list[Mark]:
         """Returns the marks newer than the last one written, up to until_ns (all of them
         when final). Marks are compared as (t_ns, label), so a bounded mark store that
         forgets old ones does not shift what counts as new."""
@@ -105,6 +109,7 @@ class Recorder:
         if self._writer is None:
             return
         self._stop.set()
+        assert self._thread is not None  # started with the writer
         self._thread.join()
         if self._started_sampler:
             self.sampler.stop()
@@ -131,11 +136,11 @@ class Recorder:
     def __enter__(self) -> "Recorder":
         return self.start() if self._writer is None else self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def record(sampler: Sampler, path, chunk_s: float = 1.0) -> Recorder:
+def record(sampler: Sampler, path: PathLike, chunk_s: float = 1.0) -> Recorder:
     """Returns a started Recorder streaming sampler's rows (and marks) to path (``.npz``,
     readable up to its last chunk after a crash, or ``.parquet``, readable once closed).
     Use it as a context manager, or call ``close()``::

@@ -16,18 +16,30 @@ from __future__ import annotations
 import json
 import math
 import os
+from typing import TYPE_CHECKING, Any, Callable, Collection, Union
 
 import numpy as np
 
 from pycgroup.export import series as series_module
 from pycgroup.samples import Samples
 
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from pycgroup.export.files import PathLike, Recording
+    from pycgroup.marks import Mark
+    from pycgroup.steps import StepTable
+
+#: One trace event (a JSON object).
+Event = dict[str, Any]
+
 CATEGORY = "pycgroup"
 STEPS_TID = 1
 COUNTERS_TID = 0
 
 
-def _parts(recording_or_samples):
+def _parts(recording_or_samples: Union[Recording, Samples]
+           ) -> tuple[Samples, tuple[Mark, ...], StepTable | None]:
     """Returns (samples, marks, steps) of a Recording or a Samples."""
     if isinstance(recording_or_samples, Samples):
         return recording_or_samples, (), None
@@ -35,19 +47,21 @@ def _parts(recording_or_samples):
     return r.samples, tuple(r.marks), r.steps
 
 
-def events(recording_or_samples, base_ns: int, pid: int, metrics=None,
-           window_ns: int | None = None, window=None) -> list:
+def events(recording_or_samples: Union[Recording, Samples], base_ns: int, pid: int,
+           metrics: Collection[str] | None = None, window_ns: int | None = None,
+           window: tuple[float, float] | None = None) -> list[Event]:
     """Returns the trace events of a recording: ``ts`` in µs after base_ns
     (CLOCK_REALTIME, or CLOCK_MONOTONIC when the rows have no clock anchor). ``window``
     (start, end) in µs keeps only events inside it."""
     samples, marks, steps = _parts(recording_or_samples)
     origin = samples.origin
-    to_real = origin.clock_anchor.to_realtime_ns if origin is not None else (lambda t: t)
+    to_real: Callable[[NDArray[np.int64]], NDArray[np.int64]] = (
+        origin.clock_anchor.to_realtime_ns if origin is not None else (lambda t: t))
 
-    def ts(t_ns):
+    def ts(t_ns: int | NDArray[np.int64]) -> NDArray[np.float64]:
         return (to_real(np.asarray(t_ns, dtype=np.int64)) - base_ns) / 1000.0
 
-    def inside(t_us) -> bool:
+    def inside(t_us: float) -> bool:
         return window is None or window[0] <= t_us <= window[1]
 
     where = "" if origin is None else f" of pid {origin.pid} on {origin.hostname}"
@@ -62,7 +76,7 @@ def events(recording_or_samples, base_ns: int, pid: int, metrics=None,
     width = window_ns or series_module.window_ns(samples, points=20000, floor_s=0.001)
     for group in series_module.groups(samples, width, metrics):
         name = f"{group.title} ({group.unit})"
-        rows: dict = {}
+        rows: dict[float, dict[str, float]] = {}
         for s in group.series:
             for t, v in zip(ts(s.t_ns).tolist(), s.values.tolist()):
                 if math.isfinite(v) and inside(t):
@@ -84,7 +98,8 @@ def events(recording_or_samples, base_ns: int, pid: int, metrics=None,
     return out
 
 
-def to_chrome_trace(recording_or_samples, path, metrics=None) -> None:
+def to_chrome_trace(recording_or_samples: Union[Recording, Samples], path: PathLike,
+                    metrics: Collection[str] | None = None) -> None:
     """Writes a Recording (or Samples) as Chrome trace event JSON to path: one counter
     track per group (cores used, throttled fraction, memory, pressure stalls, GPU), and
     the steps/marks as slices on their own track. ``ts`` is in µs after
@@ -95,14 +110,16 @@ def to_chrome_trace(recording_or_samples, path, metrics=None) -> None:
         first = samples.origin.clock_anchor.to_realtime_ns(int(samples.t_ns[0]))
         base = first // 1_000_000_000 * 1_000_000_000
     pid = samples.origin.pid if samples.origin is not None else 1
-    trace = {"displayTimeUnit": "ms",
+    trace: dict[str, Any] = {"displayTimeUnit": "ms",
              "traceEvents": events(recording_or_samples, base, pid, metrics)}
     if samples.origin is not None:
         trace["baseTimeNanoseconds"] = base
     _write(path, trace)
 
 
-def merge_into_trace(trace_json_path, recording, out_path, metrics=None) -> dict:
+def merge_into_trace(trace_json_path: PathLike, recording: Union[Recording, Samples],
+                     out_path: PathLike, metrics: Collection[str] | None = None
+                     ) -> dict[str, Any]:
     """Adds a recording's tracks to a PyTorch profiler trace (``export_chrome_trace``
     output, or any trace event JSON whose ``ts`` is wall-clock µs after
     ``baseTimeNanoseconds``, 0 when absent) and writes it to out_path. Keeps every
@@ -113,7 +130,7 @@ def merge_into_trace(trace_json_path, recording, out_path, metrics=None) -> dict
         raise ValueError("merging needs a recording with a clock anchor (Samples from a "
                          "Sampler, or a file saved from them)")
     with open(trace_json_path) as f:
-        trace = json.load(f)
+        trace: dict[str, Any] | list[Event] = json.load(f)
     if isinstance(trace, list):
         trace = {"traceEvents": trace}
     original = trace.get("traceEvents")
@@ -135,7 +152,7 @@ def merge_into_trace(trace_json_path, recording, out_path, metrics=None) -> dict
     return trace
 
 
-def _write(path, trace: dict) -> None:
+def _write(path: PathLike, trace: dict[str, Any]) -> None:
     tmp = f"{os.fspath(path)}.tmp"
     with open(tmp, "w") as f:
         json.dump(trace, f, allow_nan=False)

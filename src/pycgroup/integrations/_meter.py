@@ -9,9 +9,17 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, cast
 
 from pycgroup import catalogue
 from pycgroup.formats import MISSING, UNLIMITED
+
+if TYPE_CHECKING:
+    from pycgroup.sampler import Sampler
+    from pycgroup.samples import Samples
+    from pycgroup.spans import Span
+    from pycgroup.steps import Steps
+    from pycgroup.summary import StepSummary
 
 log = logging.getLogger("pycgroup.integrations")
 
@@ -45,22 +53,23 @@ class StepMeter:
     ``label``: the label of the step spans, for ``sampler.steps(label)``; None times the
     steps with the clock alone (a second window over steps another meter spans)."""
 
-    def __init__(self, sampler=None, hz: float = DEFAULT_HZ, metrics=None,
-                 label: str | None = STEP_LABEL):
+    def __init__(self, sampler: Sampler | None = None, hz: float = DEFAULT_HZ,
+                 metrics: str | Iterable[str] | None = None, label: str | None = STEP_LABEL):
         self._given = sampler
         self._hz = hz
         self._metrics = metrics
         self.label = label
         self.sampler = sampler
-        self._warned: set = set()
-        self._measured: set = set()  # metrics reported at least once
+        self._warned: set[str] = set()
+        self._measured: set[str] = set()  # metrics reported at least once
         self._read_errors = 0
-        self._window_start_ns = None
+        self._window_start_ns: int | None = None
         self._steps = 0
         self._step_ns = 0
-        self._span = None
-        self._began_ns = None
-        self._kept = (None, None)  # steps and summary of an own sampler, kept at close
+        self._span: Span | None = None
+        self._began_ns: int | None = None
+        # The steps and summary of an own sampler, kept when it is closed.
+        self._kept: tuple[Steps | None, StepSummary | None] = (None, None)
         self.steps_total = 0
 
     # --- lifecycle (never raises) -----------------------------------------------------
@@ -98,7 +107,7 @@ class StepMeter:
         """Stops the sampler if the meter made it, keeping its steps and summary."""
         if self.sampler is not None and self._given is None:
             try:
-                self._kept = (self.sampler.steps(self.label), self.sampler.summary(self.label))
+                self._kept = (self.steps(), self.summary())
                 self.sampler.close()
             except Exception as e:  # noqa: BLE001
                 self.warn_once("close", "pycgroup: closing the sampler failed (%s)", e)
@@ -125,6 +134,7 @@ class StepMeter:
         if span is not None:
             try:
                 span.__exit__(None, None, None)
+                assert span.start_ns is not None and span.end_ns is not None  # exited
                 self._step_ns += span.end_ns - span.start_ns
             except Exception as e:  # noqa: BLE001
                 self.warn_once("span end", "pycgroup: a step span could not end (%s: %s)",
@@ -135,23 +145,27 @@ class StepMeter:
         self._steps += steps
         self.steps_total += steps
 
-    def steps(self):
+    def steps(self) -> Steps | None:
         """Returns the Steps table of the steps kept (see Sampler.steps), also after
-        training; None when nothing was measured."""
+        training; None when nothing was measured or steps are not spanned (label None)."""
+        if self.label is None:
+            return None
         if self.sampler is not None:
             return self.sampler.steps(self.label)
         return self._kept[0]
 
-    def summary(self):
+    def summary(self) -> StepSummary | None:
         """Returns the StepSummary of every step measured, also after training; None
-        when nothing was measured."""
+        when nothing was measured or steps are not spanned (label None)."""
+        if self.label is None:
+            return None
         if self.sampler is not None:
             return self.sampler.summary(self.label)
         return self._kept[1]
 
     # --- reports ----------------------------------------------------------------------
 
-    def collect(self) -> dict:
+    def collect(self) -> dict[str, float]:
         """Returns {name: float} over the window since the previous collect() and starts
         the next window. Metrics this cgroup cannot measure are left out."""
         out = {"steps": float(self._steps)}
@@ -161,16 +175,19 @@ class StepMeter:
         self._steps = self._step_ns = 0
         if start is None:
             return out
+        # None after close(): the AttributeError below is then logged like any failure.
+        sampler = cast("Sampler", self.sampler)
         try:
             # The window ends at the thread's newest row (at most a period old), which
             # also starts the next window: nothing falls between two windows, and no
             # file is read here. Without a running thread, a row is taken now.
-            rows = self.sampler.data(since_ns=start) if self.sampler.running else ()
+            rows = sampler.data(since_ns=start) if sampler.running else ()
             if len(rows) < 2:
                 end = self._row()
-                rows = self.sampler.data(since_ns=start) if end is not None else ()
+                rows = sampler.data(since_ns=start) if end is not None else ()
             if not len(rows):
                 return out
+            assert not isinstance(rows, tuple)  # the empty () returned above
             self._window_start_ns = int(rows.t_ns[-1])
         except Exception as e:  # noqa: BLE001
             self.warn_once("data", "pycgroup: reading the sampler's rows failed (%s: %s)",
@@ -181,7 +198,7 @@ class StepMeter:
         self._guard(out, "lost metrics", lambda out, rows: self._warn_lost(out), rows)
         return out
 
-    def _warn_lost(self, out: dict) -> None:
+    def _warn_lost(self, out: dict[str, float]) -> None:
         """Logs once per metric that was measured before and is missing now while the
         sampler's reads failed (a removed cgroup, a permission change). A metric missing
         for want of data (no CFS period elapsed in an idle window) is skipped quietly."""
@@ -189,6 +206,7 @@ class StepMeter:
         self._measured |= out.keys()
         if not missing:
             return
+        assert self.sampler is not None  # reports need one
         stats = self.sampler.stats
         errors, self._read_errors = stats.read_errors - self._read_errors, stats.read_errors
         for name in sorted(missing) if errors else ():
@@ -196,14 +214,14 @@ class StepMeter:
                            "errors, the last: %s); skipped while it cannot", name,
                            stats.read_errors, stats.last_error)
 
-    def _throttling_metrics(self, out: dict, rows) -> None:
+    def _throttling_metrics(self, out: dict[str, float], rows: Samples) -> None:
         """Counters from the window's first and last rows alone (a few µs, where
         Samples.throttling() over every row costs hundreds): exact for cumulative
         counters; a counter missing at either end or gone backwards is left out."""
         if len(rows) < 2:
             return
         elapsed = (int(rows.t_ns[-1]) - int(rows.t_ns[0])) / 1e9
-        change = {}
+        change: dict[str, int] = {}
         for name in rows.columns:
             column = rows[name]
             first, last = int(column[0]), int(column[-1])
@@ -221,13 +239,13 @@ class StepMeter:
         if any(name.startswith("gpu") for name in rows.columns):
             self._gpu_metrics(out, rows)
 
-    def _gpu_metrics(self, out: dict, rows) -> None:
+    def _gpu_metrics(self, out: dict[str, float], rows: Samples) -> None:
         for g in rows.throttling().gpus:
             for reason, fraction in g.violation_fraction.items():
                 if fraction is not None:
                     out[f"gpu{g.gpu}_violation_{reason}"] = float(fraction)
 
-    def _memory_metrics(self, out: dict, rows) -> None:
+    def _memory_metrics(self, out: dict[str, float], rows: Samples) -> None:
         peak = rows.peak(catalogue.WORKING_SET)
         if peak is None:
             return
@@ -235,14 +253,15 @@ class StepMeter:
         if rows.effective_memory_bytes:
             out["memory_working_set_fraction"] = peak / rows.effective_memory_bytes
 
-    def _guard(self, out: dict, what: str, compute, rows) -> None:
+    def _guard(self, out: dict[str, float], what: str,
+               compute: Callable[[dict[str, float], Samples], None], rows: Samples) -> None:
         try:
             compute(out, rows)
         except Exception as e:  # noqa: BLE001
             self.warn_once(what, "pycgroup: computing %s failed (%s: %s); skipped",
                            what, type(e).__name__, e)
 
-    def _row(self):
+    def _row(self) -> int | None:
         """Takes a row now; returns its time, or None when there is no sampler."""
         if self.sampler is None:
             return None
@@ -253,7 +272,7 @@ class StepMeter:
                            type(e).__name__, e)
             return None
 
-    def warn_once(self, key: str, message: str, *args) -> None:
+    def warn_once(self, key: str, message: str, *args: object) -> None:
         """Logs a warning the first time ``key`` fails, and only then."""
         if key not in self._warned:
             self._warned.add(key)
@@ -266,18 +285,18 @@ class MeteredCallback:
 
     meter: StepMeter
 
-    def steps(self):
+    def steps(self) -> Steps | None:
         """Returns the Steps table of the training steps kept (see Sampler.steps: one
         row per step with its CPU, throttling, memory and pressure figures), or None
         when nothing was measured. Under many ranks, ``reduce_steps(callback.steps())``
         names the rank that was throttled."""
         return self.meter.steps()
 
-    def summary(self):
+    def summary(self) -> StepSummary | None:
         """Returns the StepSummary of every training step measured (count, duration,
         cores used, throttled fraction and peak working set distributions), or None."""
         return self.meter.summary()
 
 
-def prefixed(metrics: dict, prefix: str) -> dict:
+def prefixed(metrics: Mapping[str, float], prefix: str) -> dict[str, float]:
     return {prefix + name: value for name, value in metrics.items()}

@@ -11,11 +11,16 @@ callback placed after it)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Iterable
+
 from pycgroup._extras import require
 from pycgroup.integrations._meter import DEFAULT_HZ, MeteredCallback, StepMeter, prefixed
 from pycgroup.integrations.ranks import across_ranks
 
-_class = None
+if TYPE_CHECKING:
+    from pycgroup.sampler import Sampler
+
+_class: type | None = None
 
 
 class _PycgroupHooks(MeteredCallback):
@@ -32,21 +37,25 @@ class _PycgroupHooks(MeteredCallback):
     is the hook's time divided by its steps; ``steps()`` has a row per hook. ``self.history`` keeps every report as
     (training step, {name: value}) with the step counted from the start of fit()."""
 
-    def __init__(self, sampler=None, hz: float = DEFAULT_HZ, metrics=None,
-                 prefix: str = "pycgroup/", every_n_steps: int | None = None):
+    params: dict[str, Any] | None  # set by keras.callbacks.Callback
+
+    def __init__(self, sampler: Sampler | None = None, hz: float = DEFAULT_HZ,
+                 metrics: str | Iterable[str] | None = None, prefix: str = "pycgroup/",
+                 every_n_steps: int | None = None):
         super().__init__()
         if every_n_steps is not None and every_n_steps < 1:
             raise ValueError(f"every_n_steps must be >= 1 or None, not {every_n_steps!r}")
         self.meter = StepMeter(sampler, hz=hz, metrics=metrics)  # the epoch's window
-        self._every_meter = None  # the every_n_steps window, on the same sampler
+        # the every_n_steps window, on the same sampler
+        self._every_meter: StepMeter | None = None
         self.prefix = prefix
         self.every_n_steps = every_n_steps
-        self.history: list = []
+        self.history: list[tuple[int, dict[str, float]]] = []
         self._running = False
         self._first_step = 0
         self._next_report = every_n_steps
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self.history = []
         self._next_report = self.every_n_steps
         if not self._running:
@@ -55,17 +64,17 @@ class _PycgroupHooks(MeteredCallback):
                 self._every_meter = StepMeter(self.meter.sampler, label=None)
                 self._every_meter.start()
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self._running:
             self.meter.reset_window()
 
-    def on_train_batch_begin(self, batch, logs=None):
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self._first_step = batch
         self.meter.begin()
         if self._every_meter is not None:
             self._every_meter.begin()
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         last = batch
         steps_per_epoch = (self.params or {}).get("steps")
         if steps_per_epoch:
@@ -74,20 +83,22 @@ class _PycgroupHooks(MeteredCallback):
         self.meter.end(steps)
         if self._every_meter is not None:
             self._every_meter.end(steps)
+            # Both set with _every_meter.
+            assert self._next_report is not None and self.every_n_steps is not None
             if self.meter.steps_total >= self._next_report:
                 self._next_report += self.every_n_steps
                 self._report(self._every_meter, logs)
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._report(self.meter, logs)
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         if self._running:
             self._every_meter = None
             self.meter.close()
             self._running = False
 
-    def _report(self, meter: StepMeter, logs) -> None:
+    def _report(self, meter: StepMeter, logs: dict[str, Any] | None) -> None:
         if not self._running:
             return
         try:
@@ -100,7 +111,7 @@ class _PycgroupHooks(MeteredCallback):
                                  "(%s: %s)", type(e).__name__, e)
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> type:
     global _class
     if name == "PycgroupCallback":
         if _class is None:

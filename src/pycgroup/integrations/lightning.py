@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import TYPE_CHECKING, Any, Iterable
 
 from pycgroup._extras import require
 from pycgroup.integrations._meter import DEFAULT_HZ, MeteredCallback, StepMeter, prefixed
 from pycgroup.integrations.ranks import across_ranks
 
+if TYPE_CHECKING:
+    from pycgroup.sampler import Sampler
+
 PACKAGES = {"lightning": "lightning.pytorch", "pytorch_lightning": "pytorch_lightning"}
-_classes: dict = {}
+_classes: dict[str, type] = {}
+# Trainers and modules are typed Any: they come from either Lightning package.
 
 
 class _PycgroupHooks(MeteredCallback):
@@ -39,25 +44,27 @@ class _PycgroupHooks(MeteredCallback):
     this process's cgroup at ``hz``); ``metrics``: the metrics the own sampler records
     (None: its default set); ``prefix``: the logged names' prefix."""
 
-    def __init__(self, sampler=None, hz: float = DEFAULT_HZ, metrics=None,
-                 prefix: str = "pycgroup/"):
+    def __init__(self, sampler: Sampler | None = None, hz: float = DEFAULT_HZ,
+                 metrics: str | Iterable[str] | None = None, prefix: str = "pycgroup/"):
         super().__init__()
         self.meter = StepMeter(sampler, hz=hz, metrics=metrics)
         self.prefix = prefix
         self._running = False
 
-    def setup(self, trainer, pl_module, stage: str) -> None:
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
         if stage == "fit" and not self._running:
             self._running = self.meter.start()
 
-    def on_train_start(self, trainer, pl_module) -> None:
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         if self._running:
             self.meter.reset_window()  # the sanity check is not training
 
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any,
+                             batch_idx: int) -> None:
         self.meter.begin()
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
         self.meter.end()
         if not self._running or not _logs_written_now(trainer):
             return
@@ -70,16 +77,16 @@ class _PycgroupHooks(MeteredCallback):
             self.meter.warn_once("log", "pycgroup: logging to Lightning failed (%s: %s)",
                                  type(e).__name__, e)
 
-    def teardown(self, trainer, pl_module, stage: str) -> None:
+    def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
         if stage == "fit" and self._running:
             self.meter.close()
             self._running = False
 
-    def on_exception(self, trainer, pl_module, exception) -> None:
+    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
         self.teardown(trainer, pl_module, "fit")
 
 
-def _logs_written_now(trainer) -> bool:
+def _logs_written_now(trainer: Any) -> bool:
     """Whether Lightning writes step logs after this batch: the logger connector's own
     rule (every log_every_n_steps optimizer steps, and on the last), so the metrics land
     on the steps it logs and are computed only then."""
@@ -90,8 +97,9 @@ def _logs_written_now(trainer) -> bool:
     should = getattr(connector, "should_update_logs", None)
     if isinstance(should, bool):
         return should
-    return (trainer.global_step % max(1, trainer.log_every_n_steps) == 0
-            or trainer.should_stop)
+    written: bool = (trainer.global_step % max(1, trainer.log_every_n_steps) == 0
+                     or trainer.should_stop)
+    return written
 
 
 def callback_class(package: str | None = None) -> type:
@@ -112,13 +120,13 @@ def callback_class(package: str | None = None) -> type:
     if package not in PACKAGES:
         raise ValueError(f"package must be one of {sorted(PACKAGES)}, not {package!r}")
     if package not in _classes:
-        base = require(PACKAGES[package], "lightning", "PycgroupCallback").Callback
+        base: type = require(PACKAGES[package], "lightning", "PycgroupCallback").Callback
         _classes[package] = type("PycgroupCallback", (_PycgroupHooks, base),
                                  {"__module__": __name__, "__doc__": _PycgroupHooks.__doc__})
     return _classes[package]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> type:
     if name == "PycgroupCallback":
         return callback_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,7 +15,15 @@ The figures cover the whole cgroup: other processes in it count too.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Callable, Generator
+
 import pytest
+
+if TYPE_CHECKING:
+    from pluggy import Result
+
+    from pycgroup.cgroup import CGroup
+    from pycgroup.spans import Span
 
 #: What the sampler records (those this cgroup does not have are left out).
 METRICS = (
@@ -29,7 +37,7 @@ SPAN_LABEL = "pytest"
 WORST = 5  # tests listed per table of the terminal summary
 
 
-def pytest_addoption(parser):
+def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("pycgroup", "cgroup CPU, throttling and memory per test")
     group.addoption("--pycgroup", action="store_true", default=False,
                     help="record each test's cgroup CPU use, throttling, peak working set, "
@@ -47,14 +55,14 @@ def pytest_addoption(parser):
                        "periods (default 0: any)")
 
 
-def pytest_configure(config):
+def pytest_configure(config: pytest.Config) -> None:
     fail = config.getoption("pycgroup_fail_on_throttle") or config.getini(
         "pycgroup_fail_on_throttle")
     if config.getoption("pycgroup") or config.getini("pycgroup") or fail:
         config.pluginmanager.register(CgroupRecorder(config, fail), "pycgroup-recorder")
 
 
-def _float_ini(config, name: str) -> float:
+def _float_ini(config: pytest.Config, name: str) -> float:
     value = config.getini(name)
     try:
         return float(value)
@@ -65,7 +73,7 @@ def _float_ini(config, name: str) -> float:
 class CgroupRecorder:
     """The enabled plugin: one Sampler for the session, one exact span per test call."""
 
-    def __init__(self, config, fail_on_throttle: bool):
+    def __init__(self, config: pytest.Config, fail_on_throttle: bool):
         import pycgroup
 
         self.config = config
@@ -73,17 +81,17 @@ class CgroupRecorder:
         self.threshold = _float_ini(config, "pycgroup_throttle_threshold")
         self.sampler = pycgroup.Sampler(METRICS, hz=_float_ini(config, "pycgroup_hz"),
                                         capacity=4096, every={"memory.stat.*": 1})
-        self.results: dict = {}  # nodeid -> {property: value}
-        self.throttled: dict = {}  # nodeid of a benchmark -> throttled fraction
+        self.results: dict[str, dict[str, Any]] = {}  # nodeid -> {property: value}
+        self.throttled: dict[str, float] = {}  # nodeid of a benchmark -> throttled fraction
 
-    def pytest_sessionstart(self, session):
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
         self.sampler.start()
 
-    def pytest_unconfigure(self, config):
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
         self.sampler.close()
 
     @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_call(self, item):
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
         with self.sampler.span(SPAN_LABEL, exact=True) as span:
             yield
         figures = measure(span)
@@ -97,7 +105,8 @@ class CgroupRecorder:
                 self.throttled[item.nodeid] = fraction
 
     @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_makereport(self, item, call):
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]
+                                  ) -> Generator[None, Result[pytest.TestReport], None]:
         outcome = yield
         report = outcome.get_result()
         if (call.when == "call" and self.fail_on_throttle and report.passed
@@ -105,7 +114,7 @@ class CgroupRecorder:
             report.outcome = "failed"
             report.longrepr = throttle_message(item.nodeid, self.throttled[item.nodeid])
 
-    def pytest_runtest_logreport(self, report):
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call":
             figures = {k[len(PREFIX):]: v for k, v in report.user_properties
                        if isinstance(k, str) and k.startswith(PREFIX)}
@@ -113,15 +122,17 @@ class CgroupRecorder:
                 self.results[report.nodeid] = figures
 
     @pytest.hookimpl(optionalhook=True)
-    def pytest_benchmark_update_machine_info(self, config, machine_info):
+    def pytest_benchmark_update_machine_info(self, config: pytest.Config,
+                                             machine_info: dict[str, Any]) -> None:
         machine_info["pycgroup"] = container_limits(self.sampler.cgroup)
 
-    def pytest_terminal_summary(self, terminalreporter):
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         write = terminalreporter.write_line
         if self.results or self.throttled:
             terminalreporter.section("pycgroup")
         for nodeid, fraction in self.throttled.items():
             write(throttle_message(nodeid, fraction), yellow=True, bold=True)
+        show: Callable[[float], str]
         for title, key, show in (
                 ("most CPU-throttled (fraction of CFS periods)", "cpu_throttled_fraction",
                  lambda v: f"{v:.0%}"),
@@ -141,10 +152,10 @@ def throttle_message(nodeid: str, fraction: float) -> str:
             "timings are not comparable")
 
 
-def measure(span) -> dict:
+def measure(span: Span) -> dict[str, float]:
     """Returns a span's figures, units in the names; those not measurable are left out."""
     delta, t = span.delta, span.throttling
-    figures = {
+    figures: dict[str, float | None] = {
         "duration_seconds": span.duration_s,
         "cpu_seconds": _scaled(delta.get("cpu.stat.usage_usec"), 1e-6),
         "cpu_cores_used": t.cpu_cores_used,
@@ -161,11 +172,11 @@ def measure(span) -> dict:
     return {k: v for k, v in figures.items() if v is not None}
 
 
-def _scaled(value, scale: float):
+def _scaled(value: int | None, scale: float) -> float | None:
     return None if value is None else value * scale
 
 
-def container_limits(cg) -> dict:
+def container_limits(cg: CGroup) -> dict[str, Any]:
     """Returns the limits pytest-benchmark records in machine_info["pycgroup"] (saved as
     JSON: "unlimited" where there is no limit, null where it could not be read)."""
     from pycgroup.export.labels import cgroup_path
@@ -173,7 +184,7 @@ def container_limits(cg) -> dict:
     from pycgroup.values import to_json
 
     lim = limits(cg)
-    return to_json({
+    found: dict[str, Any] = to_json({
         "cgroup_mode": cg.mode,
         "cgroup": cgroup_path(cg),
         "cpu_quota_cores": lim.cpu_quota_cores,
@@ -185,3 +196,4 @@ def container_limits(cg) -> dict:
         "host_memory_bytes": lim.host_memory_bytes,
         "pids_max": lim.pids_max,
     })
+    return found

@@ -8,8 +8,15 @@ import math
 import os
 import sys
 from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from torch.distributed import ProcessGroup
+
+    from pycgroup.steps import Steps
 
 #: Environment variables set by torchrun, Lightning, accelerate and most launchers.
 RANK_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE")
@@ -20,10 +27,10 @@ LOWER_IS_WORSE = frozenset({"cpu_cores_used"})
 SKIPPED_COLUMNS = frozenset({"start_ns", "end_ns"})
 
 
-def rank_labels() -> dict:
+def rank_labels() -> dict[str, int]:
     """Returns {"rank": 0, "local_rank": 0, "world_size": 2} for the variables that are
     set (and are integers); {} outside a distributed launch."""
-    labels = {}
+    labels: dict[str, int] = {}
     for name in RANK_VARIABLES:
         value = os.environ.get(name, "")
         if value.strip().lstrip("-").isdigit():
@@ -31,13 +38,13 @@ def rank_labels() -> dict:
     return labels
 
 
-def _process_group(group=None):
+def _process_group(group: ProcessGroup | None = None) -> ModuleType | None:
     """Returns torch.distributed when a process group of more than one rank exists,
     without importing torch into a program that has not imported it."""
     torch = sys.modules.get("torch")
     if torch is None:
         return None
-    dist = torch.distributed
+    dist: ModuleType = torch.distributed
     if not (dist.is_available() and dist.is_initialized()):
         return None
     return dist if dist.get_world_size(group) > 1 else None
@@ -52,7 +59,7 @@ class ColumnReduction:
     mean: float
     max: float
     worst_rank: int | None  # None when no rank has a value
-    per_rank: tuple  # the value of each rank, in rank order
+    per_rank: tuple[float, ...]  # the value of each rank, in rank order
 
 
 @dataclass(frozen=True)
@@ -60,8 +67,8 @@ class RankReduction:
     """Per-rank step statistics gathered from every rank (``reduce_steps``)."""
 
     world_size: int
-    steps: tuple  # steps recorded on each rank
-    columns: dict  # column -> ColumnReduction
+    steps: tuple[int, ...]  # steps recorded on each rank
+    columns: dict[str, ColumnReduction]  # column -> ColumnReduction
 
     def __getitem__(self, column: str) -> ColumnReduction:
         return self.columns[column]
@@ -79,9 +86,9 @@ class RankReduction:
         return "\n".join(lines)
 
 
-def _reduce(per_rank: list) -> dict:
+def _reduce(per_rank: Sequence[Mapping[str, float]]) -> dict[str, ColumnReduction]:
     """per_rank: one {column: float} per rank -> {column: ColumnReduction}."""
-    columns = {}
+    columns: dict[str, ColumnReduction] = {}
     for name in dict.fromkeys(c for values in per_rank for c in values):
         values = np.array([r.get(name, math.nan) for r in per_rank], dtype=np.float64)
         present = ~np.isnan(values)
@@ -95,10 +102,10 @@ def _reduce(per_rank: list) -> dict:
     return columns
 
 
-def _step_statistics(steps) -> dict:
+def _step_statistics(steps: Steps | Mapping[str, Any]) -> dict[str, float]:
     """Returns {column: mean over the steps} of a step table (Steps or a dict of arrays)."""
     table = steps.to_numpy() if hasattr(steps, "to_numpy") else dict(steps)
-    stats = {}
+    stats: dict[str, float] = {}
     for name, values in table.items():
         if name in SKIPPED_COLUMNS:
             continue
@@ -110,7 +117,8 @@ def _step_statistics(steps) -> dict:
     return stats
 
 
-def reduce_steps(steps, group=None) -> RankReduction:
+def reduce_steps(steps: Steps | Mapping[str, Any],
+                 group: ProcessGroup | None = None) -> RankReduction:
     """Gathers every rank's step statistics (the mean of each column of its step table)
     over torch.distributed and returns min/mean/max and the worst rank per column.
 
@@ -118,6 +126,7 @@ def reduce_steps(steps, group=None) -> RankReduction:
     reduces this process alone (world_size 1). Works over gloo (CPU) and NCCL."""
     mine = _step_statistics(steps)
     dist = _process_group(group)
+    per_rank: list[Any]  # filled with each rank's dict by all_gather_object
     if dist is None:
         per_rank = [mine]
     else:
@@ -128,7 +137,8 @@ def reduce_steps(steps, group=None) -> RankReduction:
     return RankReduction(len(per_rank), tuple(int(v) for v in counts.per_rank), columns)
 
 
-def across_ranks(metrics: dict, group=None) -> dict:
+def across_ranks(metrics: dict[str, float],
+                 group: ProcessGroup | None = None) -> dict[str, float]:
     """What the callbacks log: with a process group of several ranks, every rank's
     metrics gathered (a collective: every rank calls it at the same step) and reduced to
     ``name/min``, ``name/mean``, ``name/max`` and ``name/worst_rank``, the same on every
@@ -136,9 +146,9 @@ def across_ranks(metrics: dict, group=None) -> dict:
     named ``rank<R>/name``; otherwise ``metrics`` unchanged."""
     dist = _process_group(group)
     if dist is not None:
-        per_rank = [None] * dist.get_world_size(group)
+        per_rank: list[Any] = [None] * dist.get_world_size(group)
         dist.all_gather_object(per_rank, metrics, group=group)
-        out = {}
+        out: dict[str, float] = {}
         for name, c in _reduce(per_rank).items():
             if c.worst_rank is None:
                 continue

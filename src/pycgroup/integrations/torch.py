@@ -20,11 +20,20 @@ import json
 import os
 import socket
 import time
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 
 from pycgroup import catalogue
 from pycgroup.integrations.ranks import rank_labels
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+    from torch.profiler import profile
+
+    from pycgroup.export.files import PathLike
+    from pycgroup.sampler import Sampler
+    from pycgroup.samples import Samples
 
 #: At most this many counter events per track (rows are thinned evenly beyond it).
 MAX_POINTS = 20_000
@@ -33,23 +42,24 @@ MAX_POINTS = 20_000
 def realtime_offset_ns() -> int:
     """Returns CLOCK_REALTIME - CLOCK_MONOTONIC in ns, from the closest of 5 back-to-back
     readings (the pair read with the least time between them)."""
-    best = None
+    best: tuple[int, int] | None = None
     for _ in range(5):
         a = time.monotonic_ns()
         real = time.time_ns()
         b = time.monotonic_ns()
         if best is None or b - a < best[0]:
             best = (b - a, real - (a + b) // 2)
+    assert best is not None  # the loop ran
     return best[1]
 
 
-def counter_tracks(samples) -> dict:
+def counter_tracks(samples: Samples) -> dict[str, dict[str, NDArray[np.float64]]]:
     """Returns {track name: {series name: float array}} aligned with ``samples.t_ns``
     (a counter's rate is given at the later row of each interval; NaN where unknown)."""
-    tracks: dict = {}
+    tracks: dict[str, dict[str, NDArray[np.float64]]] = {}
     n = len(samples)
 
-    def rate(name, scale):
+    def rate(name: str, scale: float) -> NDArray[np.float64]:
         out = np.full(n, np.nan)
         if name in samples and n > 1:
             out[1:] = samples.rate(name) * scale
@@ -70,13 +80,14 @@ def counter_tracks(samples) -> dict:
     return tracks
 
 
-def merge_counters(trace_path, sampler, out_path=None) -> dict:
+def merge_counters(trace_path: PathLike, sampler: Sampler,
+                   out_path: PathLike | None = None) -> dict[str, Any]:
     """Adds the sampler's counter tracks over the trace's time span to a trace written
     by ``export_chrome_trace`` (as a process of its own, named with this cgroup and the
     RANK/LOCAL_RANK/WORLD_SIZE labels); writes it to out_path (default: in place) and
     returns it. Every original event is kept."""
     with open(trace_path) as f:
-        trace = json.load(f)
+        trace: dict[str, Any] = json.load(f)
     original = trace["traceEvents"]
     timed = [e for e in original if "ts" in e and e.get("ph") != "M"]
     if not timed:
@@ -125,7 +136,16 @@ def merge_counters(trace_path, sampler, out_path=None) -> dict:
     return trace
 
 
-def trace_handler(sampler, dir_name, worker_name: str | None = None):
+class TraceHandler(Protocol):
+    """An ``on_trace_ready`` callable; ``paths`` lists the traces it wrote."""
+
+    paths: list[str]
+
+    def __call__(self, prof: profile) -> None: ...
+
+
+def trace_handler(sampler: Sampler, dir_name: str,
+                  worker_name: str | None = None) -> TraceHandler:
     """Returns an ``on_trace_ready`` for ``torch.profiler.profile``: it exports each
     trace as ``<dir_name>/<worker>.<ns>.pt.trace.json`` (the names TensorBoard's profiler
     plugin reads, like ``torch.profiler.tensorboard_trace_handler``) and merges the
@@ -141,7 +161,7 @@ def trace_handler(sampler, dir_name, worker_name: str | None = None):
         if "rank" in labels:
             worker_name = f"rank{labels['rank']}_{worker_name}"
 
-    def handler(prof) -> None:
+    def handler(prof: profile) -> None:
         path = os.path.join(dir_name, f"{worker_name}.{time.time_ns()}.pt.trace.json")
         prof.export_chrome_trace(path)
         try:
@@ -149,7 +169,8 @@ def trace_handler(sampler, dir_name, worker_name: str | None = None):
         except Exception as e:  # noqa: BLE001 - never into the training loop
             warn.warn_once("trace", "pycgroup: adding counters to %s failed (%s: %s)",
                            path, type(e).__name__, e)
-        handler.paths.append(path)
+        traced.paths.append(path)
 
-    handler.paths = []
-    return handler
+    traced = cast(TraceHandler, handler)  # a function given the attribute below
+    traced.paths = []
+    return traced

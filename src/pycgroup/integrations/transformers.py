@@ -15,12 +15,18 @@ with its metrics: an entry of its own in ``state.log_history`` at the same
 from __future__ import annotations
 
 import inspect
+from typing import TYPE_CHECKING, Any, Iterable
 
 from pycgroup._extras import require
 from pycgroup.integrations._meter import DEFAULT_HZ, MeteredCallback, StepMeter, prefixed
 from pycgroup.integrations.ranks import across_ranks
 
-_class = None
+if TYPE_CHECKING:
+    from transformers import Trainer, TrainerControl, TrainerState, TrainingArguments
+
+    from pycgroup.sampler import Sampler
+
+_class: type | None = None
 
 
 class _PycgroupHooks(MeteredCallback):
@@ -37,14 +43,16 @@ class _PycgroupHooks(MeteredCallback):
     callback is found at ``on_train_begin``. ``sampler``, ``hz``, ``metrics``: as for
     the Lightning callback."""
 
-    def __init__(self, trainer=None, sampler=None, hz: float = DEFAULT_HZ, metrics=None,
+    def __init__(self, trainer: Trainer | None = None, sampler: Sampler | None = None,
+                 hz: float = DEFAULT_HZ, metrics: str | Iterable[str] | None = None,
                  prefix: str = "pycgroup/"):
         self.trainer = trainer
         self.meter = StepMeter(sampler, hz=hz, metrics=metrics)
         self.prefix = prefix
         self._running = False
 
-    def on_train_begin(self, args, state, control, **kwargs):
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState,
+                       control: TrainerControl, **kwargs: Any) -> None:
         if self.trainer is None:
             self.trainer = _calling_trainer()
             if self.trainer is None:
@@ -53,13 +61,15 @@ class _PycgroupHooks(MeteredCallback):
         if not self._running:
             self._running = self.meter.start()
 
-    def on_step_begin(self, args, state, control, **kwargs):
+    def on_step_begin(self, args: TrainingArguments, state: TrainerState,
+                      control: TrainerControl, **kwargs: Any) -> None:
         self.meter.begin()
 
-    def on_step_end(self, args, state, control, **kwargs):
+    def on_step_end(self, args: TrainingArguments, state: TrainerState,
+                    control: TrainerControl, **kwargs: Any) -> TrainerControl | None:
         self.meter.end()
         if not (self._running and control.should_log and self.trainer is not None):
-            return
+            return None
         try:
             metrics = across_ranks(self.meter.collect())
             if metrics:
@@ -74,13 +84,14 @@ class _PycgroupHooks(MeteredCallback):
         current.should_log = True
         return current
 
-    def on_train_end(self, args, state, control, **kwargs):
+    def on_train_end(self, args: TrainingArguments, state: TrainerState,
+                     control: TrainerControl, **kwargs: Any) -> None:
         if self._running:
             self.meter.close()
             self._running = False
 
 
-def _calling_trainer(depth: int = 12):
+def _calling_trainer(depth: int = 12) -> Trainer | None:
     """Returns the transformers.Trainer whose method is on the call stack, or None."""
     from transformers import Trainer
 
@@ -98,7 +109,7 @@ def _calling_trainer(depth: int = 12):
         del frame
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> type:
     global _class
     if name == "PycgroupCallback":
         if _class is None:
