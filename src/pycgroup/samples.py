@@ -123,7 +123,7 @@ class Throttling:
     cpu_throttled_fraction: float | None  # Δnr_throttled / Δnr_periods
     cpu_throttled_seconds_per_second: float | None  # Δthrottled_usec / Δt
     cpu_cores_used: float | None  # Δusage_usec / Δt
-    cpu_limit_cores: float | None  # the CPU quota in cores (None: unlimited)
+    cpu_limit_cores: float | None  # the CPU quota in cores (inf: none; None: unknown)
     # PSI: Δtotal / Δt, the fraction of time some (or all) tasks stalled on the resource.
     psi_cpu_some: float | None
     psi_cpu_full: float | None

@@ -300,3 +300,24 @@ class MeteredCallback:
 
 def prefixed(metrics: Mapping[str, float], prefix: str) -> dict[str, float]:
     return {prefix + name: value for name, value in metrics.items()}
+
+
+def make_callback_class(hooks: type, base: type, module: str) -> type:
+    """Returns a framework's PycgroupCallback: its hooks over the framework's Callback."""
+    return type("PycgroupCallback", (hooks, base), {"__module__": module,
+                                                    "__doc__": hooks.__doc__})
+
+
+def lazy_callback(module: str, hooks: type, base: Callable[[], type]) -> Callable[[str], type]:
+    """Returns a module ``__getattr__`` that makes PycgroupCallback on first use, so that
+    importing the integration does not import its framework."""
+    made: list[type] = []
+
+    def __getattr__(name: str) -> type:
+        if name != "PycgroupCallback":
+            raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        if not made:
+            made.append(make_callback_class(hooks, base(), module))
+        return made[0]
+
+    return __getattr__

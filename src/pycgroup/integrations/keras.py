@@ -14,14 +14,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Iterable
 
 from pycgroup._extras import require
-from pycgroup.integrations._meter import DEFAULT_HZ, MeteredCallback, StepMeter, prefixed
+from pycgroup.integrations._meter import (DEFAULT_HZ, MeteredCallback, StepMeter,
+                                          lazy_callback, prefixed)
 from pycgroup.integrations.ranks import across_ranks
 
 if TYPE_CHECKING:
     from pycgroup.sampler import Sampler
-
-_class: type | None = None
-
 
 class _PycgroupHooks(MeteredCallback):
     """Wraps each batch hook (``on_train_batch_begin``/``end``) in a span (the table and
@@ -111,12 +109,6 @@ class _PycgroupHooks(MeteredCallback):
                                  "(%s: %s)", type(e).__name__, e)
 
 
-def __getattr__(name: str) -> type:
-    global _class
-    if name == "PycgroupCallback":
-        if _class is None:
-            base = require("keras", "keras", "PycgroupCallback").callbacks.Callback
-            _class = type("PycgroupCallback", (_PycgroupHooks, base),
-                          {"__module__": __name__, "__doc__": _PycgroupHooks.__doc__})
-        return _class
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_callback(
+    __name__, _PycgroupHooks,
+    lambda: require("keras", "keras", "PycgroupCallback").callbacks.Callback)

@@ -15,7 +15,8 @@ import sys
 from typing import TYPE_CHECKING, Any, Iterable
 
 from pycgroup._extras import require
-from pycgroup.integrations._meter import DEFAULT_HZ, MeteredCallback, StepMeter, prefixed
+from pycgroup.integrations._meter import (DEFAULT_HZ, MeteredCallback, StepMeter,
+                                          make_callback_class, prefixed)
 from pycgroup.integrations.ranks import across_ranks
 
 if TYPE_CHECKING:
@@ -121,8 +122,7 @@ def callback_class(package: str | None = None) -> type:
         raise ValueError(f"package must be one of {sorted(PACKAGES)}, not {package!r}")
     if package not in _classes:
         base: type = require(PACKAGES[package], "lightning", "PycgroupCallback").Callback
-        _classes[package] = type("PycgroupCallback", (_PycgroupHooks, base),
-                                 {"__module__": __name__, "__doc__": _PycgroupHooks.__doc__})
+        _classes[package] = make_callback_class(_PycgroupHooks, base, __name__)
     return _classes[package]
 
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 import numpy as np
 
 from pycgroup import catalogue
+from pycgroup.samples import ClockAnchor, Samples
 from pycgroup.integrations.ranks import rank_labels
 
 if TYPE_CHECKING:
@@ -33,24 +34,15 @@ if TYPE_CHECKING:
 
     from pycgroup.export.files import PathLike
     from pycgroup.sampler import Sampler
-    from pycgroup.samples import Samples
 
 #: At most this many counter events per track (rows are thinned evenly beyond it).
 MAX_POINTS = 20_000
 
 
 def realtime_offset_ns() -> int:
-    """Returns CLOCK_REALTIME - CLOCK_MONOTONIC in ns, from the closest of 5 back-to-back
-    readings (the pair read with the least time between them)."""
-    best: tuple[int, int] | None = None
-    for _ in range(5):
-        a = time.monotonic_ns()
-        real = time.time_ns()
-        b = time.monotonic_ns()
-        if best is None or b - a < best[0]:
-            best = (b - a, real - (a + b) // 2)
-    assert best is not None  # the loop ran
-    return best[1]
+    """Returns CLOCK_REALTIME - CLOCK_MONOTONIC in ns, from the closest pair of readings."""
+    anchor = ClockAnchor.now()
+    return anchor.realtime_ns - anchor.monotonic_ns
 
 
 def counter_tracks(samples: Samples) -> dict[str, dict[str, NDArray[np.float64]]]:

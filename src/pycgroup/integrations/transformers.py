@@ -18,16 +18,14 @@ import inspect
 from typing import TYPE_CHECKING, Any, Iterable
 
 from pycgroup._extras import require
-from pycgroup.integrations._meter import DEFAULT_HZ, MeteredCallback, StepMeter, prefixed
+from pycgroup.integrations._meter import (DEFAULT_HZ, MeteredCallback, StepMeter,
+                                          lazy_callback, prefixed)
 from pycgroup.integrations.ranks import across_ranks
 
 if TYPE_CHECKING:
     from transformers import Trainer, TrainerControl, TrainerState, TrainingArguments
 
     from pycgroup.sampler import Sampler
-
-_class: type | None = None
-
 
 class _PycgroupHooks(MeteredCallback):
     """Wraps each optimizer step (``on_step_begin``/``on_step_end``) in a span (the
@@ -109,12 +107,6 @@ def _calling_trainer(depth: int = 12) -> Trainer | None:
         del frame
 
 
-def __getattr__(name: str) -> type:
-    global _class
-    if name == "PycgroupCallback":
-        if _class is None:
-            base = require("transformers", "transformers", "PycgroupCallback").TrainerCallback
-            _class = type("PycgroupCallback", (_PycgroupHooks, base),
-                          {"__module__": __name__, "__doc__": _PycgroupHooks.__doc__})
-        return _class
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_callback(
+    __name__, _PycgroupHooks,
+    lambda: require("transformers", "transformers", "PycgroupCallback").TrainerCallback)
