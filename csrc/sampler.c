@@ -148,13 +148,18 @@ static int64_t take_row(pcg_sampler *s, uint64_t tick, bool all)
         }
     }
     pthread_mutex_unlock(&r->lock);
-    if (s->has_clock) {
-        int rc = pcg_process_clock_read(&s->clock, s->row + 1);
-        if (rc != 0) {
-            atomic_fetch_add_explicit(&s->read_errors, 1, memory_order_relaxed);
-            atomic_store_explicit(&s->last_error, rc, memory_order_relaxed);
-            atomic_store_explicit(&s->last_error_source, -1, memory_order_relaxed);
-        }
+    int rc = 0;
+    if (s->has_clock_cpu && (all || tick % s->clock_cpu_every == 0))
+        rc = pcg_process_clock_read(&s->clock_cpu, s->row + 1);
+    if (s->has_clock_rusage && (all || tick % s->clock_rusage_every == 0)) {
+        int rc_rusage = pcg_process_clock_read(&s->clock_rusage, s->row + 1);
+        if (rc == 0)
+            rc = rc_rusage;
+    }
+    if (rc != 0) {
+        atomic_fetch_add_explicit(&s->read_errors, 1, memory_order_relaxed);
+        atomic_store_explicit(&s->last_error, rc, memory_order_relaxed);
+        atomic_store_explicit(&s->last_error_source, -1, memory_order_relaxed);
     }
     for (size_t g = 0; g < s->ngpus; g++) {
         if (!all && tick % s->gpu_every != 0)
@@ -254,9 +259,10 @@ int pcg_sampler_set_gpus(pcg_sampler *s, pcg_gpu **gpus, size_t ngpus, uint32_t 
     return rc;
 }
 
-/* Returns 0 after binding this process's CPU clocks to row columns, or -EBUSY while
- * running / -ESHUTDOWN once closed. */
-int pcg_sampler_set_process_clock(pcg_sampler *s, const pcg_process_clock *clock)
+/* Returns 0 after binding this process's CPU clocks to row columns in their two groups,
+ * or -EBUSY while running / -ESHUTDOWN once closed. */
+int pcg_sampler_set_process_clock(pcg_sampler *s, const pcg_process_clock *clock,
+                                  uint32_t cpu_every, uint32_t rusage_every)
 {
     int rc = 0;
     pthread_mutex_lock(&s->state_lock);
@@ -267,8 +273,16 @@ int pcg_sampler_set_process_clock(pcg_sampler *s, const pcg_process_clock *clock
         rc = -EBUSY;
     } else {
         pthread_mutex_lock(&s->lock);
-        s->clock = *clock;
-        s->has_clock = true;
+        s->clock_cpu = (pcg_process_clock){clock->cpu_usec, PCG_CLOCK_NO_COLUMN,
+                                           PCG_CLOCK_NO_COLUMN, PCG_CLOCK_NO_COLUMN};
+        s->clock_rusage = (pcg_process_clock){PCG_CLOCK_NO_COLUMN, clock->utime_usec,
+                                              clock->stime_usec, clock->max_rss_bytes};
+        s->has_clock_cpu = clock->cpu_usec != PCG_CLOCK_NO_COLUMN;
+        s->has_clock_rusage = clock->utime_usec != PCG_CLOCK_NO_COLUMN ||
+                              clock->stime_usec != PCG_CLOCK_NO_COLUMN ||
+                              clock->max_rss_bytes != PCG_CLOCK_NO_COLUMN;
+        s->clock_cpu_every = cpu_every > 0 ? cpu_every : 1;
+        s->clock_rusage_every = rusage_every > 0 ? rusage_every : 1;
         pthread_mutex_unlock(&s->lock);
     }
     pthread_mutex_unlock(&s->state_lock);

@@ -38,8 +38,12 @@ typedef struct pcg_sampler {
     pcg_gpu **gpus;     /* not owned: GPU groups, read on every gpu_every-th tick */
     size_t ngpus;
     uint32_t gpu_every;
-    pcg_process_clock clock; /* this process's CPU clocks, read on every tick */
-    bool has_clock;
+    /* This process's clocks, in two groups each read on every Nth tick: the CPU clock
+     * (clock_gettime) and the getrusage fields (one call fills them all). */
+    pcg_process_clock clock_cpu;    /* only cpu_usec bound */
+    pcg_process_clock clock_rusage; /* only utime_usec, stime_usec, max_rss_bytes bound */
+    uint32_t clock_cpu_every, clock_rusage_every;
+    bool has_clock_cpu, has_clock_rusage;
     int64_t *row;       /* the row being built: timestamp, then the reader's columns */
     uint64_t period_ns;
     uint64_t tick;      /* ticks taken by the thread */
@@ -69,8 +73,10 @@ int pcg_sampler_init(pcg_sampler *s, pcg_reader *reader, pcg_ring *ring, uint64_
 int pcg_sampler_set_gpus(pcg_sampler *s, pcg_gpu **gpus, size_t ngpus, uint32_t every);
 
 /* Returns 0 after binding this process's CPU clocks to row columns (see
- * process_clock.h; read on every tick), or -EBUSY while running / -ESHUTDOWN once closed. */
-int pcg_sampler_set_process_clock(pcg_sampler *s, const pcg_process_clock *clock);
+ * process_clock.h): cpu_usec read on every cpu_every-th tick, the getrusage fields on
+ * every rusage_every-th (0 means 1); or -EBUSY while running / -ESHUTDOWN once closed. */
+int pcg_sampler_set_process_clock(pcg_sampler *s, const pcg_process_clock *clock,
+                                  uint32_t cpu_every, uint32_t rusage_every);
 
 /* Returns 0 after starting the thread, -EALREADY if running, -ESHUTDOWN once closed, or
  * -errno from pthread. Safe from any thread, concurrently with every other call. */

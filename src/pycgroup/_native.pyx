@@ -308,12 +308,13 @@ cdef class Engine:
         self._gpu_pointers = pointers
         self._gpu_groups = list(groups)
 
-    def set_process_clock(self, columns):
-        """Reads this process's CPU clocks into row columns (less the timestamp) on every
-        tick: columns maps "cpu_usec", "utime_usec", "stime_usec", "max_rss_bytes" to a
-        column; not while running."""
+    def set_process_clock(self, columns, uint32_t cpu_every=1, uint32_t rusage_every=1):
+        """Reads this process's CPU clocks into row columns (less the timestamp): columns
+        maps "cpu_usec", "utime_usec", "stime_usec", "max_rss_bytes" to a column;
+        cpu_usec on every cpu_every-th tick, the getrusage ones on every rusage_every-th;
+        not while running."""
         cdef pcg_process_clock clock = clock_of(columns)
-        if pcg_sampler_set_process_clock(&self._sampler, &clock) != 0:
+        if pcg_sampler_set_process_clock(&self._sampler, &clock, cpu_every, rusage_every) != 0:
             raise RuntimeError("cannot change the clocks of a running sampler")
 
     @property

@@ -44,7 +44,9 @@ DEFAULT_METRICS = (
 #: stay exact to within the divisor's period; /proc/self/stat (for proc.rss_bytes) costs
 #: more than memory.current and cpu.stat together.
 DEFAULT_EVERY = {"memory.stat.*": 10, "*.pressure.*": 10, "memory.events.*": 10,
-                 "proc.rss_bytes": 10, "pids.*": 10, "host.*": 10}
+                 "proc.rss_bytes": 10, "pids.*": 10, "host.*": 10,
+                 "cpu.stat.user_usec": 10, "cpu.stat.system_usec": 10,
+                 "proc.utime_usec": 10, "proc.stime_usec": 10, "proc.max_rss_bytes": 10}
 #: NVML calls serialise on the driver's lock and can stall the CUDA launches of the job
 #: being watched: GPU metrics are read no faster than this unless "gpu*" in `every` says.
 GPU_DEFAULT_HZ = 100.0
@@ -125,6 +127,7 @@ class Sampler:
         assert len(set(self._plan.column.values())) == len(self.columns)
         self.unavailable = dict(self._plan.unavailable)
         self._every = self._source_divisors(every)
+        self._clock_every = self._clock_divisors(every)
         self.gpu_every = every.get("gpu*", max(1, math.ceil(self.hz / GPU_DEFAULT_HZ)))
         self._engine = self._make_engine()
         lim = read_limits(self.cgroup, backend)
@@ -151,6 +154,18 @@ class Sampler:
             divisors.append(min(matched) if matched else 1)
         return divisors
 
+    def _clock_divisors(self, every) -> tuple:
+        """Returns the divisors of this process's two clock groups (as files): the CPU
+        clock, and the fields one getrusage() call fills."""
+        names = {field: n for n, src in self._plan.sources.items()
+                 if isinstance(src, ProcessClock) for field in [src.field]}
+        divisors = []
+        for group in (("cpu_usec",), ("utime_usec", "stime_usec", "max_rss_bytes")):
+            matched = [d for pattern, d in every.items() for f in group if f in names
+                       if fnmatch.fnmatchcase(names[f], pattern)]
+            divisors.append(min(matched) if matched else 1)
+        return tuple(divisors)
+
     def _make_engine(self):
         if self.backend == "native":
             from pycgroup._native import Engine
@@ -159,7 +174,7 @@ class Sampler:
         engine = Engine(self._plan.reader, self.capacity, self.period_ns, self._every)
         engine.set_gpus(self._plan.gpu_groups, self.gpu_every)
         if self._plan.process_clock:
-            engine.set_process_clock(self._plan.process_clock)
+            engine.set_process_clock(self._plan.process_clock, *self._clock_every)
         return engine
 
     def _check_open(self):
