@@ -173,7 +173,10 @@ static int64_t take_row(pcg_sampler *s, uint64_t tick, bool all)
         }
     }
     pcg_ring_push(s->ring, s->row);
-    atomic_fetch_add_explicit(&s->samples, 1, memory_order_relaxed);
+    /* Only the holder of s->lock writes it: a plain increment, published for readers. */
+    atomic_store_explicit(&s->samples,
+                          atomic_load_explicit(&s->samples, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
     return now;
 }
 
@@ -393,6 +396,23 @@ int64_t pcg_sampler_sample_into(pcg_sampler *s, int64_t *out, uint64_t *pos)
     }
     pthread_mutex_unlock(&s->lock);
     return t;
+}
+
+/* Returns how many reads failed after filling every source's buffer and reading the bound
+ * clocks into a scratch row, parsing nothing. */
+size_t pcg_sampler_fill(pcg_sampler *s)
+{
+    pthread_mutex_lock(&s->lock);
+    size_t failed = pcg_reader_fill(s->reader);
+    int64_t scratch[4];
+    const uint32_t none = PCG_CLOCK_NO_COLUMN;
+    pcg_process_clock cpu = {0, none, none, none}, rusage = {none, 1, none, none};
+    if (s->has_clock_cpu && pcg_process_clock_read(&cpu, scratch) != 0)
+        failed++;
+    if (s->has_clock_rusage && pcg_process_clock_read(&rusage, scratch) != 0)
+        failed++;
+    pthread_mutex_unlock(&s->lock);
+    return failed;
 }
 
 /* Returns the lateness in ns below which a fraction q of the thread's wake-ups fell. */

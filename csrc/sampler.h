@@ -104,6 +104,11 @@ int64_t pcg_sampler_sample_now(pcg_sampler *s);
  * -ESHUTDOWN once the sampler is closed. */
 int64_t pcg_sampler_sample_into(pcg_sampler *s, int64_t *out, uint64_t *pos);
 
+/* Returns how many reads failed after reading every open source's file into its buffer
+ * and this process's bound clocks, in the calling thread, parsing and recording nothing:
+ * the same system calls as a row read now, so the cost floor of sample_now. */
+size_t pcg_sampler_fill(pcg_sampler *s);
+
 /* Returns the lateness in ns below which a fraction q of the thread's wake-ups fell. */
 uint64_t pcg_sampler_lateness_quantile(pcg_sampler *s, double q);
 

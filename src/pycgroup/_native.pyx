@@ -30,7 +30,8 @@ from pycgroup._core.ring cimport (
 from pycgroup._core.sampler cimport (
     PCG_PERIOD_MAX_NS, PCG_PERIOD_MIN_NS, pcg_sampler, pcg_sampler_close, pcg_sampler_destroy, pcg_sampler_init, pcg_sampler_running,
     pcg_sampler_set_gpus,
-    pcg_sampler_lateness_quantile, pcg_sampler_sample_into, pcg_sampler_sample_now,
+    pcg_sampler_fill, pcg_sampler_lateness_quantile, pcg_sampler_sample_into,
+    pcg_sampler_sample_now,
     pcg_sampler_set_process_clock,
     pcg_sampler_start, pcg_sampler_stop,
 )
@@ -358,6 +359,14 @@ cdef class Engine:
         if t < 0:
             raise SamplerClosed("the sampler is closed")
         return t
+
+    def fill(self):
+        """Reads every file into its buffer and this process's clocks, parsing and
+        recording nothing; returns how many reads failed. The cost floor of sample()."""
+        cdef size_t failed
+        with nogil:
+            failed = pcg_sampler_fill(&self._sampler)
+        return failed
 
     def boundary(self, bint exact):
         """Returns a span boundary as bytes of int64 [position, t_ns, columns...]: a copy

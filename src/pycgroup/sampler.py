@@ -197,7 +197,8 @@ class Sampler:
 
     def sample(self) -> int:
         """Takes one row now, in this thread; returns its timestamp (CLOCK_MONOTONIC ns)."""
-        self._check_fork()
+        if self._closed or self._forked:  # two attribute loads, not two calls, per row
+            self._check_fork()
         return self._engine.sample()
 
     def start(self) -> "Sampler":
