@@ -5,8 +5,11 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #define NS_PER_SEC 1000000000ull
 
@@ -194,18 +197,25 @@ static void record_lateness(pcg_sampler *s, int64_t late_ns)
         ;
 }
 
+_Static_assert(sizeof(_Atomic int) == sizeof(uint32_t), "the state is a futex word");
+
 /* Returns true at deadline (CLOCK_MONOTONIC ns), or false as soon as the sampler is asked
- * to stop: the thread sleeps on the condition variable that every transition signals. */
+ * to stop. The thread waits on the state word itself (FUTEX_WAIT_BITSET: an absolute
+ * CLOCK_MONOTONIC deadline), which every transition wakes: one system call a tick, as
+ * clock_nanosleep, where a condition variable adds a lock and its own bookkeeping. The
+ * kernel sleeps only while the state is still RUNNING, so no transition is missed. */
 static bool sleep_until(pcg_sampler *s, int64_t deadline)
 {
     struct timespec ts = {deadline / (int64_t)NS_PER_SEC, deadline % (int64_t)NS_PER_SEC};
-    pthread_mutex_lock(&s->state_lock);
-    while (atomic_load_explicit(&s->state, memory_order_relaxed) == PCG_SAMPLER_RUNNING &&
-           pthread_cond_timedwait(&s->state_changed, &s->state_lock, &ts) != ETIMEDOUT)
-        ; /* woken by a transition, or spuriously: look at the state again */
-    bool running = atomic_load_explicit(&s->state, memory_order_relaxed) == PCG_SAMPLER_RUNNING;
-    pthread_mutex_unlock(&s->state_lock);
-    return running;
+    while (atomic_load_explicit(&s->state, memory_order_acquire) == PCG_SAMPLER_RUNNING) {
+        if (syscall(SYS_futex, (uint32_t *)&s->state, FUTEX_WAIT_BITSET_PRIVATE,
+                    (uint32_t)PCG_SAMPLER_RUNNING, &ts, NULL, FUTEX_BITSET_MATCH_ANY) != 0 &&
+            errno == ETIMEDOUT)
+            break;
+        /* woken by a transition (or the state had changed, or a spurious wake-up): look
+         * at the state again */
+    }
+    return atomic_load_explicit(&s->state, memory_order_acquire) == PCG_SAMPLER_RUNNING;
 }
 
 /* The thread: sleep to each absolute deadline, take a row, and never drift: a deadline
@@ -239,6 +249,7 @@ static void set_state(pcg_sampler *s, enum pcg_sampler_state state)
 {
     atomic_store(&s->state, state);
     pthread_cond_broadcast(&s->state_changed);
+    syscall(SYS_futex, (uint32_t *)&s->state, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
 }
 
 /* Returns 0 after giving the sampler GPU groups read on every Nth tick, or -EBUSY. */
@@ -413,6 +424,21 @@ size_t pcg_sampler_fill(pcg_sampler *s)
         failed++;
     pthread_mutex_unlock(&s->lock);
     return failed;
+}
+
+/* Returns the running thread's CPU time in ns, or -ESRCH when no thread runs. The state
+ * lock keeps the thread from being joined meanwhile. */
+int64_t pcg_sampler_thread_cpu_ns(pcg_sampler *s)
+{
+    int64_t ns = -ESRCH;
+    pthread_mutex_lock(&s->state_lock);
+    clockid_t clock;
+    struct timespec ts;
+    if (atomic_load(&s->state) == PCG_SAMPLER_RUNNING &&
+        pthread_getcpuclockid(s->thread, &clock) == 0 && clock_gettime(clock, &ts) == 0)
+        ns = (int64_t)ts.tv_sec * (int64_t)NS_PER_SEC + ts.tv_nsec;
+    pthread_mutex_unlock(&s->state_lock);
+    return ns;
 }
 
 /* Returns the lateness in ns below which a fraction q of the thread's wake-ups fell. */

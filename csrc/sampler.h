@@ -48,10 +48,12 @@ typedef struct pcg_sampler {
     uint64_t period_ns;
     uint64_t tick;      /* ticks taken by the thread */
     pthread_mutex_t lock; /* one writer at a time: the thread or sample_now */
-    pthread_mutex_t state_lock;    /* guards state transitions and the thread's sleep */
-    pthread_cond_t state_changed;  /* on CLOCK_MONOTONIC: wakes the sleeping thread */
+    pthread_mutex_t state_lock;    /* guards state transitions */
+    pthread_cond_t state_changed;  /* wakes callers waiting for a transition */
     pthread_t thread;
-    _Atomic int state;             /* enum pcg_sampler_state, written under state_lock */
+    /* enum pcg_sampler_state, written under state_lock; also the futex word the thread
+     * sleeps on between ticks, woken by every transition */
+    _Atomic int state;
     _Atomic uint64_t samples;     /* rows pushed */
     _Atomic uint64_t overruns;    /* deadlines missed because a tick took too long */
     _Atomic uint64_t read_errors; /* source reads that failed */
@@ -108,6 +110,10 @@ int64_t pcg_sampler_sample_into(pcg_sampler *s, int64_t *out, uint64_t *pos);
  * and this process's bound clocks, in the calling thread, parsing and recording nothing:
  * the same system calls as a row read now, so the cost floor of sample_now. */
 size_t pcg_sampler_fill(pcg_sampler *s);
+
+/* Returns the CPU time in ns the running thread has used since it started (its
+ * pthread_getcpuclockid clock), or -ESRCH when no thread runs. */
+int64_t pcg_sampler_thread_cpu_ns(pcg_sampler *s);
 
 /* Returns the lateness in ns below which a fraction q of the thread's wake-ups fell. */
 uint64_t pcg_sampler_lateness_quantile(pcg_sampler *s, double q);

@@ -31,7 +31,7 @@ from pycgroup._core.sampler cimport (
     PCG_PERIOD_MAX_NS, PCG_PERIOD_MIN_NS, pcg_sampler, pcg_sampler_close, pcg_sampler_destroy, pcg_sampler_init, pcg_sampler_running,
     pcg_sampler_set_gpus,
     pcg_sampler_fill, pcg_sampler_lateness_quantile, pcg_sampler_sample_into,
-    pcg_sampler_sample_now,
+    pcg_sampler_sample_now, pcg_sampler_thread_cpu_ns,
     pcg_sampler_set_process_clock,
     pcg_sampler_start, pcg_sampler_stop,
 )
@@ -367,6 +367,12 @@ cdef class Engine:
         with nogil:
             failed = pcg_sampler_fill(&self._sampler)
         return failed
+
+    def thread_cpu_ns(self):
+        """Returns the CPU time (ns) the running thread has used since it started, or None
+        when no thread runs."""
+        cdef int64_t ns = pcg_sampler_thread_cpu_ns(&self._sampler)
+        return None if ns < 0 else ns
 
     def boundary(self, bint exact):
         """Returns a span boundary as bytes of int64 [position, t_ns, columns...]: a copy

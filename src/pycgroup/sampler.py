@@ -36,17 +36,33 @@ DEFAULT_METRICS = (
     "io.pressure.full.total", "proc.cpu_usec", "proc.utime_usec", "proc.stime_usec",
     "proc.rss_bytes",
 )
-#: What changes at kHz is read on every tick: CPU usage and throttling (cpu.stat),
-#: memory.current, and this process's CPU clocks (no file). The rest is read every 10th
-#: tick (100 Hz at the default 1 kHz): memory.stat costs the kernel a walk of every
-#: counter it prints (several times memory.current or cpu.stat, measured in bench/);
-#: PSI totals and memory.events move slowly and are cumulative, so deltas over a step
-#: stay exact to within the divisor's period; /proc/self/stat (for proc.rss_bytes) costs
-#: more than memory.current and cpu.stat together.
-DEFAULT_EVERY = {"memory.stat.*": 10, "*.pressure.*": 10, "memory.events.*": 10,
-                 "proc.rss_bytes": 10, "pids.*": 10, "host.*": 10,
-                 "cpu.stat.user_usec": 10, "cpu.stat.system_usec": 10,
-                 "proc.utime_usec": 10, "proc.stime_usec": 10, "proc.max_rss_bytes": 10}
+#: How often the default reads what does not change at kHz (reads a second; the divisor
+#: is the tick rate over this, rounded up). Only CPU usage and throttling (cpu.stat; v1's
+#: cpuacct.usage and cpu.stat) and memory.current are read on every tick: they move
+#: within a step, and each file read costs the thread microseconds on every tick.
+#: 100 Hz: this process's clocks (a system call each, no file): proc.cpu_usec's delta over
+#: a step is late by at most 10 ms. 10 Hz: every other file: memory.stat (a walk of every
+#: counter it prints, several times the cost of memory.current; the kernel itself flushes
+#: its counters every 2 s), memory.events and PSI (cumulative, they move slowly), v1's
+#: user/system split (files of their own there; on v2 it is in cpu.stat, read every tick),
+#: /proc/self/stat (proc.rss_bytes), pids and the host's /proc/meminfo. Counters stay
+#: exact over any step: a delta is late by at most its file's period.
+DEFAULT_RATE_HZ = {
+    "proc.cpu_usec": 100.0, "proc.utime_usec": 100.0, "proc.stime_usec": 100.0,
+    "proc.max_rss_bytes": 100.0,
+    "memory.stat.*": 10.0, "memory.events.*": 10.0, "*.pressure.*": 10.0,
+    "cpu.stat.user_usec": 10.0, "cpu.stat.system_usec": 10.0, "proc.rss_bytes": 10.0,
+    "pids.*": 10.0, "host.*": 10.0,
+}
+
+
+def default_every(hz: float = 1000.0) -> dict:
+    """Returns the divisors the default uses at hz (DEFAULT_RATE_HZ as every Nth tick): at
+    1 kHz 10 and 100. Extend it to change one: ``every={**default_every(hz), "proc.*": 1}``."""
+    return {pattern: max(1, math.ceil(hz / rate - 1e-9))
+            for pattern, rate in DEFAULT_RATE_HZ.items()}
+
+
 #: NVML calls serialise on the driver's lock and can stall the CUDA launches of the job
 #: being watched: GPU metrics are read no faster than this unless "gpu*" in `every` says.
 GPU_DEFAULT_HZ = 100.0
@@ -111,7 +127,7 @@ class Sampler:
         self.hz = 1e9 / self.period_ns
         self.backend = backend
         self.cgroup = cgroup if cgroup is not None else current()
-        every = DEFAULT_EVERY if every is None else dict(every)
+        every = default_every(self.hz) if every is None else dict(every)
         for pattern, n in every.items():
             if isinstance(n, bool) or not isinstance(n, int) or n < 1:
                 raise ValueError(f"every[{pattern!r}] must be an int >= 1, not {n!r}")

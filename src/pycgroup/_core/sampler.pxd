@@ -27,5 +27,6 @@ cdef extern from "sampler.h" nogil:
     bint pcg_sampler_running(pcg_sampler *s)
     int64_t pcg_sampler_sample_into(pcg_sampler *s, int64_t *out, uint64_t *pos)
     size_t pcg_sampler_fill(pcg_sampler *s)
+    int64_t pcg_sampler_thread_cpu_ns(pcg_sampler *s)
     uint64_t pcg_sampler_lateness_quantile(pcg_sampler *s, double q)
     void pcg_sampler_destroy(pcg_sampler *s)
