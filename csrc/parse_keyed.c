@@ -12,33 +12,34 @@ static uint64_t length_mask(const pcg_key *keys, size_t nkeys)
     return mask;
 }
 
-/* Returns how many wanted keys [key, key + klen) is that are still unfilled, after marking
- * them found (kind PCG_VAL_NUMBER, value to be scanned by the caller into *first) and
- * storing in *first the slot of the first of them; the others get its value later. */
-static size_t match_key(const pcg_key *keys, size_t nkeys, const pcg_value *out,
-                        const char *key, size_t klen, size_t *first)
+/* Returns true when [key, key + klen) is the wanted key w: same length, same first byte,
+ * then the same bytes. */
+static inline bool is_key(const pcg_key *w, const char *key, size_t klen)
 {
-    size_t matched = 0;
-    for (size_t k = 0; k < nkeys; k++) {
-        const pcg_key *w = &keys[k];
-        if (w->len != klen || w->name[0] != key[0] || out[w->slot].kind != PCG_VAL_MISSING ||
-            memcmp(w->name, key, klen) != 0)
-            continue;
-        if (matched++ == 0)
-            *first = k;
-    }
-    return matched;
+    return w->len == klen && w->name[0] == key[0] && memcmp(w->name, key, klen) == 0;
 }
 
-/* Copies the value just scanned into keys[first].slot to every other unfilled wanted key
- * of the same name (a key wanted in two conversions). */
-static void fill_same_name(const pcg_key *keys, size_t nkeys, pcg_value *out, size_t first)
+/* Returns a pointer to the first sep or '\n' at or after p, or end. Eight bytes at a time
+ * where the byte order allows it: keys are 5 to 30 bytes long. */
+static inline const char *find_sep(const char *p, const char *end, char sep)
 {
-    const pcg_key *w = &keys[first];
-    for (size_t k = first + 1; k < nkeys; k++)
-        if (keys[k].len == w->len && out[keys[k].slot].kind == PCG_VAL_MISSING &&
-            memcmp(keys[k].name, w->name, w->len) == 0)
-            out[keys[k].slot] = out[w->slot];
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    const uint64_t seps = ones * (unsigned char)sep, newlines = ones * (unsigned char)'\n';
+    while (end - p >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        uint64_t a = w ^ seps, b = w ^ newlines;
+        /* flags each zero byte of a or b; the lowest flag is exact (borrows go upwards) */
+        uint64_t hit = ((a - ones) & ~a & highs) | ((b - ones) & ~b & highs);
+        if (hit != 0)
+            return p + __builtin_ctzll(hit) / 8;
+        p += 8;
+    }
+#endif
+    while (p < end && *p != sep && *p != '\n')
+        p++;
+    return p;
 }
 
 /* Returns 0 after one pass over "key u64" lines, filling the wanted keys' first lines, or
@@ -49,11 +50,9 @@ static int parse_flat(const char *buf, size_t len, const pcg_key *keys, size_t n
 {
     const char *p = buf, *end = buf + len;
     uint64_t mask = length_mask(keys, nkeys);
-    size_t left = nkeys;
+    size_t left = nkeys; /* wanted keys not found yet */
     for (int line = 1; p < end; line++) {
-        const char *q = p;
-        while (q < end && *q != ' ' && *q != '\n')
-            q++;
+        const char *q = find_sep(p, end, ' ');
         uint64_t number;
         const char *eol = (q > p && q < end && *q == ' ') ? pcg_scan_u64(q + 1, end, &number)
                                                            : NULL;
@@ -61,15 +60,13 @@ static int parse_flat(const char *buf, size_t len, const pcg_key *keys, size_t n
             *err_line = line;
             return -PCG_EPARSE;
         }
-        size_t klen = (size_t)(q - p), first;
-        if (left > 0 && (mask & (1ull << (klen % 64))) &&
-            match_key(keys, nkeys, out, p, klen, &first) > 0) {
-            out[keys[first].slot] = (pcg_value){number, PCG_VAL_NUMBER};
-            fill_same_name(keys, nkeys, out, first);
-            left = 0;
+        size_t klen = (size_t)(q - p);
+        if (left > 0 && (mask & (1ull << (klen % 64))))
             for (size_t k = 0; k < nkeys; k++)
-                left += out[keys[k].slot].kind == PCG_VAL_MISSING;
-        }
+                if (out[keys[k].slot].kind == PCG_VAL_MISSING && is_key(&keys[k], p, klen)) {
+                    out[keys[k].slot] = (pcg_value){number, PCG_VAL_NUMBER};
+                    left--;
+                }
         p = eol < end ? eol + 1 : end;
     }
     return 0;
@@ -103,22 +100,24 @@ static int parse_colon(const char *buf, size_t len, const pcg_key *keys, size_t 
     const char *p = buf, *end = buf + len;
     uint64_t mask = length_mask(keys, nkeys);
     for (int line = 1; p < end; line++) {
-        const char *q = p;
-        while (q < end && *q != ':' && *q != '\n')
-            q++;
+        const char *q = find_sep(p, end, ':');
         if (q == p || q == end || *q != ':') {
             *err_line = line;
             return -PCG_EPARSE;
         }
         const char *eol = pcg_line_end(q, end);
-        size_t klen = (size_t)(q - p), first;
-        if ((mask & (1ull << (klen % 64))) && match_key(keys, nkeys, out, p, klen, &first) > 0) {
-            if (!scan_colon_value(q + 1, eol, &out[keys[first].slot])) {
-                *err_line = line;
-                return -PCG_EPARSE;
+        size_t klen = (size_t)(q - p);
+        pcg_value v = {0, PCG_VAL_MISSING}; /* scanned at the first wanted key that matches */
+        if (mask & (1ull << (klen % 64)))
+            for (size_t k = 0; k < nkeys; k++) {
+                if (out[keys[k].slot].kind != PCG_VAL_MISSING || !is_key(&keys[k], p, klen))
+                    continue;
+                if (v.kind == PCG_VAL_MISSING && !scan_colon_value(q + 1, eol, &v)) {
+                    *err_line = line;
+                    return -PCG_EPARSE;
+                }
+                out[keys[k].slot] = v;
             }
-            fill_same_name(keys, nkeys, out, first);
-        }
         p = eol < end ? eol + 1 : end;
     }
     return 0;
