@@ -175,8 +175,9 @@ def steps_table(b: dict) -> list:
         if x:
             e = x["extra_info"]
             rows.append(f"| sampler thread CPU at {hz // 1000} kHz vs a bare C thread that "
-                        f"preads one file | {e['sampler_cpu_s_per_s'] * 1e3:.0f} vs "
-                        f"{e['bare_cpu_s_per_s'] * 1e3:.0f} ms/s | {e['ratio']:.2f}× |")
+                        f"preads one file (medians; ratio: median of paired seconds) | "
+                        f"{e['sampler_cpu_s_per_s'] * 1e3:.1f} vs "
+                        f"{e['bare_cpu_s_per_s'] * 1e3:.1f} ms/s | {e['ratio']:.2f}× |")
     return rows
 
 

@@ -35,14 +35,15 @@ typedef struct pcg_sampler {
     pcg_reader *reader; /* not owned; row column c lands in ring column c + 1 */
     pcg_ring *ring;     /* not owned */
     uint32_t *every;    /* per source: read on every Nth tick (1 = every tick) */
+    uint32_t *until;    /* per source: ticks left before its next read (no division a tick) */
     pcg_gpu **gpus;     /* not owned: GPU groups, read on every gpu_every-th tick */
     size_t ngpus;
-    uint32_t gpu_every;
+    uint32_t gpu_every, gpu_until;
     /* This process's clocks, in two groups each read on every Nth tick: the CPU clock
      * (clock_gettime) and the getrusage fields (one call fills them all). */
     pcg_process_clock clock_cpu;    /* only cpu_usec bound */
     pcg_process_clock clock_rusage; /* only utime_usec, stime_usec, max_rss_bytes bound */
-    uint32_t clock_cpu_every, clock_rusage_every;
+    uint32_t clock_cpu_every, clock_rusage_every, clock_cpu_until, clock_rusage_until;
     bool has_clock_cpu, has_clock_rusage;
     int64_t *row;       /* the row being built: timestamp, then the reader's columns */
     uint64_t period_ns;
