@@ -46,7 +46,8 @@ DEFAULT_METRICS = (
 #: its counters every 2 s), memory.events and PSI (cumulative, they move slowly), v1's
 #: user/system split (files of their own there; on v2 it is in cpu.stat, read every tick),
 #: /proc/self/stat (proc.rss_bytes), pids and the host's /proc/meminfo. Counters stay
-#: exact over any step: a delta is late by at most its file's period.
+#: exact over any step: a delta is late by at most its file's period. A file is read at
+#: its fastest metric's rate (see default_every for the throttling counters).
 DEFAULT_RATE_HZ = {
     "proc.cpu_usec": 100.0, "proc.utime_usec": 100.0, "proc.stime_usec": 100.0,
     "proc.max_rss_bytes": 100.0,
@@ -56,11 +57,23 @@ DEFAULT_RATE_HZ = {
 }
 
 
-def default_every(hz: float = 1000.0) -> dict:
+#: The CFS bandwidth counters: they move only while a CPU quota applies to the cgroup.
+THROTTLING = ("cpu.stat.nr_periods", "cpu.stat.nr_throttled", "cpu.stat.throttled_usec",
+              "cpu.stat.nr_bursts", "cpu.stat.burst_usec")
+
+
+def default_every(hz: float = 1000.0, cpu_quota_cores=None) -> dict:
     """Returns the divisors the default uses at hz (DEFAULT_RATE_HZ as every Nth tick): at
-    1 kHz 10 and 100. Extend it to change one: ``every={**default_every(hz), "proc.*": 1}``."""
-    return {pattern: max(1, math.ceil(hz / rate - 1e-9))
-            for pattern, rate in DEFAULT_RATE_HZ.items()}
+    1 kHz 10 and 100. Extend it to change one: ``every={**default_every(hz), "proc.*": 1}``.
+
+    With cpu_quota_cores UNLIMITED (no CPU quota up the cgroup's ancestry) the throttling
+    counters cannot move: they are read at 10 Hz too, which saves a file a tick on v1,
+    where they are cpu.stat alone (on v2 cpu.stat holds the usage, read every tick). A
+    quota set later is still seen, its throttling resolved to 100 ms."""
+    rates = dict(DEFAULT_RATE_HZ)
+    if cpu_quota_cores is not None and math.isinf(cpu_quota_cores):
+        rates.update(dict.fromkeys(THROTTLING, 10.0))
+    return {pattern: max(1, math.ceil(hz / rate - 1e-9)) for pattern, rate in rates.items()}
 
 
 #: NVML calls serialise on the driver's lock and can stall the CUDA launches of the job
@@ -88,6 +101,13 @@ class SamplerStats:
     period_error_max_us: float
     marks_dropped: int = 0  # marks pushed out of the bounded mark store by newer ones
     spans_dropped: int = 0  # finished spans let go by steps()' store (still in summary())
+
+
+def _divisor(every: dict, name: str) -> int:
+    """Returns a metric's divisor: the smallest of the patterns matching its name, 1 (every
+    tick) when none does. A file is read at its fastest metric's rate."""
+    return min((d for pattern, d in every.items() if fnmatch.fnmatchcase(name, pattern)),
+               default=1)
 
 
 def _capacity(capacity) -> int:
@@ -127,7 +147,9 @@ class Sampler:
         self.hz = 1e9 / self.period_ns
         self.backend = backend
         self.cgroup = cgroup if cgroup is not None else current()
-        every = default_every(self.hz) if every is None else dict(every)
+        lim = read_limits(self.cgroup, backend)
+        every = (default_every(self.hz, lim.cpu_quota_cores) if every is None
+                 else dict(every))
         for pattern, n in every.items():
             if isinstance(n, bool) or not isinstance(n, int) or n < 1:
                 raise ValueError(f"every[{pattern!r}] must be an int >= 1, not {n!r}")
@@ -146,7 +168,6 @@ class Sampler:
         self._clock_every = self._clock_divisors(every)
         self.gpu_every = every.get("gpu*", max(1, math.ceil(self.hz / GPU_DEFAULT_HZ)))
         self._engine = self._make_engine()
-        lim = read_limits(self.cgroup, backend)
         self._effective_memory = lim.effective_memory_bytes
         self._cpu_limit = lim.cpu_quota_cores
         #: Where and how rows are recorded, with a CLOCK_REALTIME/CLOCK_MONOTONIC anchor
@@ -161,26 +182,21 @@ class Sampler:
         _live_samplers.add(self)
 
     def _source_divisors(self, every) -> list:
+        """Returns each file's divisor: the smallest of its metrics' (see _divisor)."""
         divisors = []
         for spec in self._plan.reader.specs:
             names = [n for n, src in self._plan.sources.items()
                      if getattr(src, "path", None) == spec.path]
-            matched = [d for pattern, d in every.items() for n in names
-                       if fnmatch.fnmatchcase(n, pattern)]
-            divisors.append(min(matched) if matched else 1)
+            divisors.append(min((_divisor(every, n) for n in names), default=1))
         return divisors
 
     def _clock_divisors(self, every) -> tuple:
         """Returns the divisors of this process's two clock groups (as files): the CPU
         clock, and the fields one getrusage() call fills."""
-        names = {field: n for n, src in self._plan.sources.items()
-                 if isinstance(src, ProcessClock) for field in [src.field]}
-        divisors = []
-        for group in (("cpu_usec",), ("utime_usec", "stime_usec", "max_rss_bytes")):
-            matched = [d for pattern, d in every.items() for f in group if f in names
-                       if fnmatch.fnmatchcase(names[f], pattern)]
-            divisors.append(min(matched) if matched else 1)
-        return tuple(divisors)
+        names = {src.field: n for n, src in self._plan.sources.items()
+                 if isinstance(src, ProcessClock)}
+        return tuple(min((_divisor(every, names[f]) for f in group if f in names), default=1)
+                     for group in (("cpu_usec",), ("utime_usec", "stime_usec", "max_rss_bytes")))
 
     def _make_engine(self):
         if self.backend == "native":
