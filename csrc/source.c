@@ -194,7 +194,7 @@ int pcg_source_set_content(pcg_source *s, const char *content, size_t len)
  * Reads from offset 0 until pread returns 0: a short read is not EOF in general. On the
  * kernel's pseudo file systems (s->short_read_is_eof) a first read shorter than the
  * buffer and than PCG_WHOLE_READ_MAX is the whole file: one pread instead of two, the
- * second of which only sees EOF (most of a small file's cost at kHz). */
+ * second of which only sees EOF (a third of a small file's cost). */
 int pcg_source_fill(pcg_source *s)
 {
     size_t off = 0;
