@@ -1,4 +1,4 @@
-#define _GNU_SOURCE /* prctl(PR_SET_TIMERSLACK), pthread_condattr_setclock, pthread_sigmask */
+#define _GNU_SOURCE /* prctl(PR_SET_TIMERSLACK), pthread_condattr_setclock, pthread_sigmask, syscall */
 #include "sampler.h"
 
 #include <errno.h>
