@@ -1,6 +1,6 @@
 /* The floor for a sampler thread's own cost: a thread that wakes on absolute
  * CLOCK_MONOTONIC deadlines at a given rate and preads one small file, nothing else.
- * Usage: bare_thread HZ SECONDS FILE; prints the process CPU seconds per second. */
+ * Usage: bare_thread HZ SECONDS FILE; prints the thread's CPU seconds per second. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <pthread.h>
@@ -35,10 +35,11 @@ static void *run(void *arg)
     return NULL;
 }
 
-static double cpu_s(void)
+/* Returns the CPU seconds a clock (a thread's) has counted. */
+static double cpu_s(clockid_t clock)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    clock_gettime(clock, &ts);
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
@@ -52,12 +53,16 @@ int main(int argc, char **argv)
     if (fd < 0)
         return 1;
     pthread_t thread;
-    double before = cpu_s();
+    clockid_t clock;
     pthread_create(&thread, NULL, run, NULL);
+    if (pthread_getcpuclockid(thread, &clock) != 0)
+        return 1;
+    double before = cpu_s(clock);
     struct timespec nap = {(time_t)seconds, (long)((seconds - (time_t)seconds) * 1e9)};
     nanosleep(&nap, NULL);
+    double used = cpu_s(clock) - before; /* the thread's own, as the sampler's is measured */
     atomic_store(&stop, 1);
     pthread_join(thread, NULL);
-    printf("%.6f\n", (cpu_s() - before) / seconds);
+    printf("%.6f\n", used / seconds);
     return 0;
 }

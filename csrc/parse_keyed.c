@@ -2,96 +2,8 @@
 
 #include <string.h>
 
-/* One line split into key and value. */
-typedef struct keyed_line {
-    const char *key, *key_end;
-    const char *value, *end;
-} keyed_line;
-
-/* Returns true when [p, eol) has the style's "key<sep>value" shape, filling *kl. */
-static bool split_line(const char *p, const char *eol, enum pcg_keyed_style style, keyed_line *kl)
-{
-    const char *sep = memchr(p, style == PCG_KEYED_FLAT ? ' ' : ':', (size_t)(eol - p));
-    if (sep == NULL || sep == p)
-        return false;
-    kl->key = p;
-    kl->key_end = sep;
-    kl->value = sep + 1;
-    kl->end = eol;
-    if (style == PCG_KEYED_COLON)
-        while (kl->value < eol && (*kl->value == ' ' || *kl->value == '\t'))
-            kl->value++;
-    return true;
-}
-
-/* Returns true when the line's value is a whole u64 (COLON: optionally followed by " kB"). */
-static bool scan_line_value(const keyed_line *kl, enum pcg_keyed_style style, pcg_value *out)
-{
-    const char *p = pcg_scan_u64(kl->value, kl->end, &out->number);
-    if (p == NULL)
-        return false;
-    if (style == PCG_KEYED_COLON && kl->end - p == 3 && memcmp(p, " kB", 3) == 0) {
-        if (out->number > UINT64_MAX / 1024)
-            return false;
-        out->number *= 1024;
-        p += 3;
-    }
-    if (p != kl->end)
-        return false;
-    out->kind = PCG_VAL_NUMBER;
-    return true;
-}
-
-static bool key_is(const pcg_key *k, const keyed_line *kl)
-{
-    return (size_t)(kl->key_end - kl->key) == k->len && memcmp(kl->key, k->name, k->len) == 0;
-}
-
-/* Keeps keys sorted by the line they were seen on; absent keys go last. */
-static void sort_keys_by_line(pcg_key *keys, size_t nkeys)
-{
-    for (size_t i = 1; i < nkeys; i++) {
-        pcg_key k = keys[i];
-        size_t j = i;
-        while (j > 0 && keys[j - 1].line > k.line) {
-            keys[j] = keys[j - 1];
-            j--;
-        }
-        keys[j] = k;
-    }
-}
-
-/* Returns 0 after finding keys that were not where the last parse saw them: an exact key
- * comparison against every line, first occurrence wins. The content was validated already. */
-static int rescan(const char *buf, size_t len, enum pcg_keyed_style style, pcg_key *keys,
-                  size_t nkeys, pcg_value *out, int *err_line)
-{
-    const char *p = buf, *end = buf + len;
-    for (size_t k = 0; k < nkeys; k++)
-        if (out[keys[k].slot].kind == PCG_VAL_MISSING)
-            keys[k].line = PCG_NO_LINE;
-    for (uint32_t line = 0; p < end; line++) {
-        const char *eol = pcg_line_end(p, end);
-        keyed_line kl;
-        bool has_key = split_line(p, eol, style, &kl);
-        for (size_t k = 0; has_key && k < nkeys; k++) {
-            if (keys[k].line != PCG_NO_LINE || !key_is(&keys[k], &kl))
-                continue;
-            if (!scan_line_value(&kl, style, &out[keys[k].slot])) {
-                *err_line = (int)line + 1;
-                sort_keys_by_line(keys, nkeys); /* the next parse relies on the order */
-                return -PCG_EPARSE;
-            }
-            keys[k].line = line;
-        }
-        p = eol + 1;
-    }
-    sort_keys_by_line(keys, nkeys);
-    return 0;
-}
-
-/* Returns a mask with bit (length % 64) set for each wanted key's length: a cheap first
- * test of whether a line's key can be a wanted one. */
+/* Returns a mask with bit (length % 64) set for each wanted key's length: the first test
+ * of whether a line's key can be a wanted one, before any byte of it is compared. */
 static uint64_t length_mask(const pcg_key *keys, size_t nkeys)
 {
     uint64_t mask = 0;
@@ -100,81 +12,131 @@ static uint64_t length_mask(const pcg_key *keys, size_t nkeys)
     return mask;
 }
 
-/* Returns true when the line's key is a wanted key bound to another line (or to none):
- * the layout changed, or the key is repeated. */
-static bool stray_wanted_key(const pcg_key *keys, size_t nkeys, uint64_t mask,
-                             const keyed_line *kl, uint32_t line)
+/* Returns true when [key, key + klen) is the wanted key w: same length, same first byte,
+ * then the same bytes. */
+static inline bool is_key(const pcg_key *w, const char *key, size_t klen)
 {
-    if (!(mask & (1ull << ((size_t)(kl->key_end - kl->key) % 64))))
-        return false;
-    for (size_t k = 0; k < nkeys; k++)
-        if (keys[k].line != line && key_is(&keys[k], kl))
-            return true;
-    return false;
+    return w->len == klen && w->name[0] == key[0] && memcmp(w->name, key, klen) == 0;
 }
 
-/* Returns the result of a fresh parse: every key's remembered line forgotten. */
-static int parse_fresh(const char *buf, size_t len, enum pcg_keyed_style style, pcg_key *keys,
-                       size_t nkeys, pcg_value *out, int *err_line)
+/* Returns a pointer to the first sep or '\n' at or after p, or end. Eight bytes at a time
+ * where the byte order allows it: keys are 5 to 30 bytes long. */
+static inline const char *find_sep(const char *p, const char *end, char sep)
 {
-    for (size_t k = 0; k < nkeys; k++)
-        keys[k].line = PCG_NO_LINE;
-    return pcg_parse_keyed(buf, len, style, keys, nkeys, out, err_line);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    const uint64_t seps = ones * (unsigned char)sep, newlines = ones * (unsigned char)'\n';
+    while (end - p >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        uint64_t a = w ^ seps, b = w ^ newlines;
+        /* flags each zero byte of a or b; the lowest flag is exact (borrows go upwards) */
+        uint64_t hit = ((a - ones) & ~a & highs) | ((b - ones) & ~b & highs);
+        if (hit != 0)
+            return p + __builtin_ctzll(hit) / 8;
+        p += 8;
+    }
+#endif
+    while (p < end && *p != sep && *p != '\n')
+        p++;
+    return p;
+}
+
+/* Returns 0 after one pass over "key u64" lines, filling the wanted keys' first lines, or
+ * -PCG_EPARSE with *err_line: every line is checked, in order, so the first bad line is
+ * the one reported. */
+static int parse_flat(const char *buf, size_t len, const pcg_key *keys, size_t nkeys,
+                      pcg_value *out, int *err_line)
+{
+    const char *p = buf, *end = buf + len;
+    uint64_t mask = length_mask(keys, nkeys);
+    size_t left = nkeys; /* wanted keys not found yet */
+    for (int line = 1; p < end; line++) {
+        const char *q = find_sep(p, end, ' ');
+        uint64_t number;
+        const char *eol = (q > p && q < end && *q == ' ') ? pcg_scan_u64(q + 1, end, &number)
+                                                           : NULL;
+        if (eol == NULL || (eol < end && *eol != '\n')) {
+            *err_line = line;
+            return -PCG_EPARSE;
+        }
+        size_t klen = (size_t)(q - p);
+        if (left > 0 && (mask & (1ull << (klen % 64))))
+            for (size_t k = 0; k < nkeys; k++)
+                if (out[keys[k].slot].kind == PCG_VAL_MISSING && is_key(&keys[k], p, klen)) {
+                    out[keys[k].slot] = (pcg_value){number, PCG_VAL_NUMBER};
+                    left--;
+                }
+        p = eol < end ? eol + 1 : end;
+    }
+    return 0;
+}
+
+/* Returns true after scanning a "Key:" line's value [p, eol) into *v: blanks, a u64,
+ * optionally " kB" (times 1024, which must not overflow), and nothing else. */
+static bool scan_colon_value(const char *p, const char *eol, pcg_value *v)
+{
+    while (p < eol && (*p == ' ' || *p == '\t'))
+        p++;
+    p = pcg_scan_u64(p, eol, &v->number);
+    if (p == NULL)
+        return false;
+    if (eol - p == 3 && memcmp(p, " kB", 3) == 0) {
+        if (v->number > UINT64_MAX / 1024)
+            return false;
+        v->number *= 1024;
+        p += 3;
+    }
+    v->kind = PCG_VAL_NUMBER;
+    return p == eol;
+}
+
+/* Returns 0 after one pass over "Key: text" lines, filling the wanted keys' first lines,
+ * or -PCG_EPARSE with *err_line: a line without a key and ':' (any line), or a wanted
+ * key's first line whose value is not a u64 (other values are free text). */
+static int parse_colon(const char *buf, size_t len, const pcg_key *keys, size_t nkeys,
+                       pcg_value *out, int *err_line)
+{
+    const char *p = buf, *end = buf + len;
+    uint64_t mask = length_mask(keys, nkeys);
+    for (int line = 1; p < end; line++) {
+        const char *q = find_sep(p, end, ':');
+        if (q == p || q == end || *q != ':') {
+            *err_line = line;
+            return -PCG_EPARSE;
+        }
+        const char *eol = pcg_line_end(q, end);
+        size_t klen = (size_t)(q - p);
+        pcg_value v = {0, PCG_VAL_MISSING}; /* scanned at the first wanted key that matches */
+        if (mask & (1ull << (klen % 64)))
+            for (size_t k = 0; k < nkeys; k++) {
+                if (out[keys[k].slot].kind != PCG_VAL_MISSING || !is_key(&keys[k], p, klen))
+                    continue;
+                if (v.kind == PCG_VAL_MISSING && !scan_colon_value(q + 1, eol, &v)) {
+                    *err_line = line;
+                    return -PCG_EPARSE;
+                }
+                out[keys[k].slot] = v;
+            }
+        p = eol < end ? eol + 1 : end;
+    }
+    return 0;
 }
 
 /* Returns 0 and fills out[keys[i].slot] for each wanted key (PCG_VAL_MISSING when absent),
- * or -PCG_EPARSE with *err_line (1-based). May reorder keys[] and update their lines.
+ * or -PCG_EPARSE with *err_line (1-based).
  *
- * One rule, whatever the parser remembers: a key's value is the one on its FIRST line.
- * The kernel prints each key of these files once (seq_printf over a fixed table), so a
- * repeated key is not its output; the first line is what a reader scanning from the top,
- * the pure-Python twin included, takes. The warm path (each wanted key where the last
- * parse saw it) is taken only when every wanted key is found on its remembered line and on
- * no other line; anything else is parsed fresh, so warm and fresh always agree (the fuzz
- * in tests/fuzz checks it). */
-int pcg_parse_keyed(const char *buf, size_t len, enum pcg_keyed_style style, pcg_key *keys,
-                    size_t nkeys, pcg_value *out, int *err_line)
+ * A key's value is the one on its FIRST line. The kernel prints each key of these files
+ * once (seq_printf over a fixed table), so a repeated key is not its output; the first
+ * line is what a reader scanning from the top, the pure-Python twin included, takes. The
+ * parse keeps no state between calls: one pass over the buffer for all wanted keys, where
+ * a line's key is compared only when its length is a wanted one (a bit in a mask), then
+ * by its first byte, then whole. */
+int pcg_parse_keyed(const char *buf, size_t len, enum pcg_keyed_style style,
+                    const pcg_key *keys, size_t nkeys, pcg_value *out, int *err_line)
 {
-    const char *p = buf, *end = buf + len;
-    size_t next = 0, found = 0;
-    bool warm = nkeys > 0 && keys[0].line != PCG_NO_LINE; /* sorted: bound keys first */
-    uint64_t mask = warm ? length_mask(keys, nkeys) : 0;
-
     for (size_t k = 0; k < nkeys; k++)
         out[keys[k].slot].kind = PCG_VAL_MISSING;
-
-    for (uint32_t line = 0; p < end; line++) {
-        const char *eol = pcg_line_end(p, end);
-        keyed_line kl;
-        pcg_value scratch;
-        if (!split_line(p, eol, style, &kl)) {
-            if (warm) /* report the first bad line as a fresh parse does */
-                return parse_fresh(buf, len, style, keys, nkeys, out, err_line);
-            /* A wanted value above this line may be bad too: report the first bad line. */
-            if (rescan(buf, (size_t)(p - buf), style, keys, nkeys, out, err_line) == 0)
-                *err_line = (int)line + 1;
-            return -PCG_EPARSE;
-        }
-        while (next < nkeys && keys[next].line < line)
-            next++; /* a key expected earlier was not there; rescan finds it */
-        if (next < nkeys && keys[next].line == line && key_is(&keys[next], &kl)) {
-            /* The same key may be wanted twice (in two conversions): fill each. */
-            for (; next < nkeys && keys[next].line == line && key_is(&keys[next], &kl); next++) {
-                if (!scan_line_value(&kl, style, &out[keys[next].slot])) {
-                    *err_line = (int)line + 1;
-                    return -PCG_EPARSE;
-                }
-                found++;
-            }
-        } else if (warm && stray_wanted_key(keys, nkeys, mask, &kl, line)) {
-            return parse_fresh(buf, len, style, keys, nkeys, out, err_line);
-        } else if (style == PCG_KEYED_FLAT && !scan_line_value(&kl, style, &scratch)) {
-            *err_line = (int)line + 1;
-            return -PCG_EPARSE;
-        }
-        p = eol + 1;
-    }
-    if (found == nkeys)
-        return 0;
-    return rescan(buf, len, style, keys, nkeys, out, err_line);
+    return style == PCG_KEYED_FLAT ? parse_flat(buf, len, keys, nkeys, out, err_line)
+                                   : parse_colon(buf, len, keys, nkeys, out, err_line);
 }

@@ -2,16 +2,15 @@
 
 #include <string.h>
 
-/* Returns the end of the one-line content (before an optional final '\n'), or NULL
- * when the content is empty or has more than one line. */
+/* Returns the end of the content before an optional final '\n', or NULL when that leaves
+ * nothing. Callers accept the content only when their tokens span [buf, end) exactly, and
+ * no token holds a '\n': content of more than one line never parses. */
 static const char *single_line_end(const char *buf, size_t len)
 {
     const char *end = buf + len;
     if (len > 0 && end[-1] == '\n')
         end--;
-    if (end == buf || memchr(buf, '\n', (size_t)(end - buf)) != NULL)
-        return NULL;
-    return end;
+    return end == buf ? NULL : end;
 }
 
 /* Returns a pointer past a "max" or u64 token at p, filling *out, or NULL. */

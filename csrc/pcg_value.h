@@ -25,20 +25,24 @@ typedef struct pcg_value {
 } pcg_value;
 
 /* Returns a pointer past the decimal digits at [p, end) and stores them in *out,
- * or NULL if there are no digits or the number exceeds 2^64-1. */
+ * or NULL if there are no digits or the number exceeds 2^64-1. Nineteen digits cannot
+ * overflow: only the digits after them are checked. */
 static inline const char *pcg_scan_u64(const char *p, const char *end, uint64_t *out)
 {
     const char *start = p;
+    const char *fast_end = end - p > 19 ? p + 19 : end;
     uint64_t v = 0;
-    while (p < end && *p >= '0' && *p <= '9') {
+    while (p < fast_end && (unsigned char)(*p - '0') < 10)
+        v = v * 10 + (uint64_t)(*p++ - '0');
+    if (p == start)
+        return NULL;
+    while (p < end && (unsigned char)(*p - '0') < 10) {
         uint64_t digit = (uint64_t)(*p - '0');
         if (v > (UINT64_MAX - digit) / 10)
             return NULL;
         v = v * 10 + digit;
         p++;
     }
-    if (p == start)
-        return NULL;
     *out = v;
     return p;
 }

@@ -1,12 +1,15 @@
-#define _GNU_SOURCE /* prctl(PR_SET_TIMERSLACK), pthread_condattr_setclock, pthread_sigmask */
+#define _GNU_SOURCE /* prctl(PR_SET_TIMERSLACK), pthread_condattr_setclock, pthread_sigmask, syscall */
 #include "sampler.h"
 
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #define NS_PER_SEC 1000000000ull
 
@@ -105,12 +108,15 @@ int pcg_sampler_init(pcg_sampler *s, pcg_reader *reader, pcg_ring *ring, uint64_
     s->ring = ring;
     s->period_ns = period_ns;
     s->every = calloc(reader->nsources ? reader->nsources : 1, sizeof *s->every);
+    s->until = calloc(reader->nsources ? reader->nsources : 1, sizeof *s->until);
     s->row = calloc(ring->width, sizeof *s->row);
     s->lateness_us = calloc(PCG_LATENESS_BUCKETS + 1, sizeof *s->lateness_us);
-    int rc = (s->every == NULL || s->row == NULL || s->lateness_us == NULL) ? -ENOMEM
-                                                                           : init_sync(s);
+    int rc = (s->every == NULL || s->until == NULL || s->row == NULL || s->lateness_us == NULL)
+                 ? -ENOMEM
+                 : init_sync(s);
     if (rc != 0) {
         free(s->every);
+        free(s->until);
         free(s->row);
         free((void *)s->lateness_us);
         s->row = NULL;
@@ -129,16 +135,38 @@ int pcg_sampler_init(pcg_sampler *s, pcg_reader *reader, pcg_ring *ring, uint64_
     return 0;
 }
 
-/* Returns the row's timestamp after reading the sources due at this tick into s->row and
- * pushing it. Sources not due keep their last values. Called with s->lock held. */
-static int64_t take_row(pcg_sampler *s, uint64_t tick, bool all)
+/* Returns true when a group read on every Nth tick is due at this tick (every tick when
+ * all), counting *until down: due at ticks 0, N, 2N... as tick % N == 0, without a
+ * division on every tick. Called with s->lock held. */
+static inline bool due(uint32_t *until, uint32_t every, bool all)
+{
+    if (all)
+        return true;
+    if (*until > 0) {
+        (*until)--;
+        return false;
+    }
+    *until = every - 1;
+    return true;
+}
+
+/* Returns the ticks left before tick % every == 0: what *until holds at tick. */
+static uint32_t ticks_until(uint64_t tick, uint32_t every)
+{
+    return (uint32_t)((every - tick % every) % every);
+}
+
+/* Returns the row's timestamp after reading the sources due at this tick (all: every
+ * source, leaving the thread's schedule alone) into s->row and pushing it. Sources not
+ * due keep their last values. Called with s->lock held. */
+static int64_t take_row(pcg_sampler *s, bool all)
 {
     int64_t now = monotonic_ns();
     s->row[0] = now;
     pcg_reader *r = s->reader;
     pthread_mutex_lock(&r->lock); /* a reader closed meanwhile has no sources left */
     for (size_t i = 0; i < r->nsources; i++) {
-        if (r->sources[i].fd < 0 || (!all && tick % s->every[i] != 0))
+        if (!due(&s->until[i], s->every[i], all) || r->sources[i].fd < 0)
             continue;
         int rc = pcg_reader_read_source(r, i, s->row + 1);
         if (rc != 0) {
@@ -148,17 +176,21 @@ static int64_t take_row(pcg_sampler *s, uint64_t tick, bool all)
         }
     }
     pthread_mutex_unlock(&r->lock);
-    if (s->has_clock) {
-        int rc = pcg_process_clock_read(&s->clock, s->row + 1);
-        if (rc != 0) {
-            atomic_fetch_add_explicit(&s->read_errors, 1, memory_order_relaxed);
-            atomic_store_explicit(&s->last_error, rc, memory_order_relaxed);
-            atomic_store_explicit(&s->last_error_source, -1, memory_order_relaxed);
-        }
+    int rc = 0;
+    if (s->has_clock_cpu && due(&s->clock_cpu_until, s->clock_cpu_every, all))
+        rc = pcg_process_clock_read(&s->clock_cpu, s->row + 1);
+    if (s->has_clock_rusage && due(&s->clock_rusage_until, s->clock_rusage_every, all)) {
+        int rc_rusage = pcg_process_clock_read(&s->clock_rusage, s->row + 1);
+        if (rc == 0)
+            rc = rc_rusage;
     }
-    for (size_t g = 0; g < s->ngpus; g++) {
-        if (!all && tick % s->gpu_every != 0)
-            continue;
+    if (rc != 0) {
+        atomic_fetch_add_explicit(&s->read_errors, 1, memory_order_relaxed);
+        atomic_store_explicit(&s->last_error, rc, memory_order_relaxed);
+        atomic_store_explicit(&s->last_error_source, -1, memory_order_relaxed);
+    }
+    bool gpus_due = s->ngpus > 0 && due(&s->gpu_until, s->gpu_every, all);
+    for (size_t g = 0; gpus_due && g < s->ngpus; g++) {
         int rc = pcg_gpu_read(s->gpus[g], s->row + 1);
         if (rc != 0) {
             atomic_fetch_add_explicit(&s->read_errors, 1, memory_order_relaxed);
@@ -168,36 +200,47 @@ static int64_t take_row(pcg_sampler *s, uint64_t tick, bool all)
         }
     }
     pcg_ring_push(s->ring, s->row);
-    atomic_fetch_add_explicit(&s->samples, 1, memory_order_relaxed);
+    /* Only the holder of s->lock writes it: a plain increment, published for readers. */
+    atomic_store_explicit(&s->samples,
+                          atomic_load_explicit(&s->samples, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
     return now;
 }
 
+/* Counts a wake-up late_ns after its deadline in the histogram and the maximum. */
 static void record_lateness(pcg_sampler *s, int64_t late_ns)
 {
     uint64_t late = late_ns > 0 ? (uint64_t)late_ns : 0;
     uint64_t bucket = late / 1000;
     if (bucket > PCG_LATENESS_BUCKETS)
         bucket = PCG_LATENESS_BUCKETS;
-    atomic_fetch_add_explicit(&s->lateness_us[bucket], 1, memory_order_relaxed);
-    uint64_t seen = atomic_load_explicit(&s->lateness_max_ns, memory_order_relaxed);
-    while (late > seen && !atomic_compare_exchange_weak_explicit(
-                              &s->lateness_max_ns, &seen, late, memory_order_relaxed,
-                              memory_order_relaxed))
-        ;
+    /* Only the thread writes these: plain increments, published for readers. */
+    atomic_store_explicit(&s->lateness_us[bucket],
+                          atomic_load_explicit(&s->lateness_us[bucket], memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    if (late > atomic_load_explicit(&s->lateness_max_ns, memory_order_relaxed))
+        atomic_store_explicit(&s->lateness_max_ns, late, memory_order_relaxed);
 }
 
+_Static_assert(sizeof(_Atomic int) == sizeof(uint32_t), "the state is a futex word");
+
 /* Returns true at deadline (CLOCK_MONOTONIC ns), or false as soon as the sampler is asked
- * to stop: the thread sleeps on the condition variable that every transition signals. */
+ * to stop. The thread waits on the state word itself (FUTEX_WAIT_BITSET: an absolute
+ * CLOCK_MONOTONIC deadline), which every transition wakes: one system call a tick, as
+ * clock_nanosleep, where a condition variable adds a lock and its own bookkeeping. The
+ * kernel sleeps only while the state is still RUNNING, so no transition is missed. */
 static bool sleep_until(pcg_sampler *s, int64_t deadline)
 {
     struct timespec ts = {deadline / (int64_t)NS_PER_SEC, deadline % (int64_t)NS_PER_SEC};
-    pthread_mutex_lock(&s->state_lock);
-    while (atomic_load_explicit(&s->state, memory_order_relaxed) == PCG_SAMPLER_RUNNING &&
-           pthread_cond_timedwait(&s->state_changed, &s->state_lock, &ts) != ETIMEDOUT)
-        ; /* woken by a transition, or spuriously: look at the state again */
-    bool running = atomic_load_explicit(&s->state, memory_order_relaxed) == PCG_SAMPLER_RUNNING;
-    pthread_mutex_unlock(&s->state_lock);
-    return running;
+    while (atomic_load_explicit(&s->state, memory_order_acquire) == PCG_SAMPLER_RUNNING) {
+        if (syscall(SYS_futex, (uint32_t *)&s->state, FUTEX_WAIT_BITSET_PRIVATE,
+                    (uint32_t)PCG_SAMPLER_RUNNING, &ts, NULL, FUTEX_BITSET_MATCH_ANY) != 0 &&
+            errno == ETIMEDOUT)
+            break;
+        /* woken by a transition (or the state had changed, or a spurious wake-up): look
+         * at the state again */
+    }
+    return atomic_load_explicit(&s->state, memory_order_acquire) == PCG_SAMPLER_RUNNING;
 }
 
 /* The thread: sleep to each absolute deadline, take a row, and never drift: a deadline
@@ -211,7 +254,8 @@ static void *run(void *arg)
     int64_t deadline = monotonic_ns();
     while (sleep_until(s, deadline)) {
         pthread_mutex_lock(&s->lock);
-        int64_t woke = take_row(s, s->tick++, false);
+        int64_t woke = take_row(s, false);
+        s->tick++;
         pthread_mutex_unlock(&s->lock);
         record_lateness(s, woke - deadline);
         deadline += period;
@@ -231,6 +275,7 @@ static void set_state(pcg_sampler *s, enum pcg_sampler_state state)
 {
     atomic_store(&s->state, state);
     pthread_cond_broadcast(&s->state_changed);
+    syscall(SYS_futex, (uint32_t *)&s->state, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
 }
 
 /* Returns 0 after giving the sampler GPU groups read on every Nth tick, or -EBUSY. */
@@ -248,15 +293,17 @@ int pcg_sampler_set_gpus(pcg_sampler *s, pcg_gpu **gpus, size_t ngpus, uint32_t 
         s->gpus = gpus;
         s->ngpus = ngpus;
         s->gpu_every = every > 0 ? every : 1;
+        s->gpu_until = ticks_until(s->tick, s->gpu_every);
         pthread_mutex_unlock(&s->lock);
     }
     pthread_mutex_unlock(&s->state_lock);
     return rc;
 }
 
-/* Returns 0 after binding this process's CPU clocks to row columns, or -EBUSY while
- * running / -ESHUTDOWN once closed. */
-int pcg_sampler_set_process_clock(pcg_sampler *s, const pcg_process_clock *clock)
+/* Returns 0 after binding this process's CPU clocks to row columns in their two groups,
+ * or -EBUSY while running / -ESHUTDOWN once closed. */
+int pcg_sampler_set_process_clock(pcg_sampler *s, const pcg_process_clock *clock,
+                                  uint32_t cpu_every, uint32_t rusage_every)
 {
     int rc = 0;
     pthread_mutex_lock(&s->state_lock);
@@ -267,8 +314,18 @@ int pcg_sampler_set_process_clock(pcg_sampler *s, const pcg_process_clock *clock
         rc = -EBUSY;
     } else {
         pthread_mutex_lock(&s->lock);
-        s->clock = *clock;
-        s->has_clock = true;
+        s->clock_cpu = (pcg_process_clock){clock->cpu_usec, PCG_CLOCK_NO_COLUMN,
+                                           PCG_CLOCK_NO_COLUMN, PCG_CLOCK_NO_COLUMN};
+        s->clock_rusage = (pcg_process_clock){PCG_CLOCK_NO_COLUMN, clock->utime_usec,
+                                              clock->stime_usec, clock->max_rss_bytes};
+        s->has_clock_cpu = clock->cpu_usec != PCG_CLOCK_NO_COLUMN;
+        s->has_clock_rusage = clock->utime_usec != PCG_CLOCK_NO_COLUMN ||
+                              clock->stime_usec != PCG_CLOCK_NO_COLUMN ||
+                              clock->max_rss_bytes != PCG_CLOCK_NO_COLUMN;
+        s->clock_cpu_every = cpu_every > 0 ? cpu_every : 1;
+        s->clock_rusage_every = rusage_every > 0 ? rusage_every : 1;
+        s->clock_cpu_until = ticks_until(s->tick, s->clock_cpu_every);
+        s->clock_rusage_until = ticks_until(s->tick, s->clock_rusage_every);
         pthread_mutex_unlock(&s->lock);
     }
     pthread_mutex_unlock(&s->state_lock);
@@ -361,7 +418,7 @@ bool pcg_sampler_running(pcg_sampler *s)
 int64_t pcg_sampler_sample_now(pcg_sampler *s)
 {
     pthread_mutex_lock(&s->lock);
-    int64_t t = atomic_load(&s->state) == PCG_SAMPLER_CLOSED ? -ESHUTDOWN : take_row(s, 0, true);
+    int64_t t = atomic_load(&s->state) == PCG_SAMPLER_CLOSED ? -ESHUTDOWN : take_row(s, true);
     pthread_mutex_unlock(&s->lock);
     return t;
 }
@@ -373,12 +430,44 @@ int64_t pcg_sampler_sample_into(pcg_sampler *s, int64_t *out, uint64_t *pos)
     pthread_mutex_lock(&s->lock);
     int64_t t = -ESHUTDOWN;
     if (atomic_load(&s->state) != PCG_SAMPLER_CLOSED) {
-        t = take_row(s, 0, true);
+        t = take_row(s, true);
         memcpy(out, s->row, s->ring->width * sizeof *out);
         *pos = atomic_load_explicit(&s->ring->committed, memory_order_relaxed) - 1;
     }
     pthread_mutex_unlock(&s->lock);
     return t;
+}
+
+/* Returns how many reads failed after filling every source's buffer and reading the bound
+ * clocks into a scratch row, parsing nothing. */
+size_t pcg_sampler_fill(pcg_sampler *s)
+{
+    pthread_mutex_lock(&s->lock);
+    size_t failed = pcg_reader_fill(s->reader);
+    int64_t scratch[4];
+    const uint32_t none = PCG_CLOCK_NO_COLUMN;
+    pcg_process_clock cpu = {0, none, none, none}, rusage = {none, 1, none, none};
+    if (s->has_clock_cpu && pcg_process_clock_read(&cpu, scratch) != 0)
+        failed++;
+    if (s->has_clock_rusage && pcg_process_clock_read(&rusage, scratch) != 0)
+        failed++;
+    pthread_mutex_unlock(&s->lock);
+    return failed;
+}
+
+/* Returns the running thread's CPU time in ns, or -ESRCH when no thread runs. The state
+ * lock keeps the thread from being joined meanwhile. */
+int64_t pcg_sampler_thread_cpu_ns(pcg_sampler *s)
+{
+    int64_t ns = -ESRCH;
+    pthread_mutex_lock(&s->state_lock);
+    clockid_t clock;
+    struct timespec ts;
+    if (atomic_load(&s->state) == PCG_SAMPLER_RUNNING &&
+        pthread_getcpuclockid(s->thread, &clock) == 0 && clock_gettime(clock, &ts) == 0)
+        ns = (int64_t)ts.tv_sec * (int64_t)NS_PER_SEC + ts.tv_nsec;
+    pthread_mutex_unlock(&s->state_lock);
+    return ns;
 }
 
 /* Returns the lateness in ns below which a fraction q of the thread's wake-ups fell. */
@@ -419,9 +508,11 @@ void pcg_sampler_destroy(pcg_sampler *s)
     pthread_mutex_destroy(&s->state_lock);
     pthread_cond_destroy(&s->state_changed);
     free(s->every);
+    free(s->until);
     free(s->row);
     free((void *)s->lateness_us);
     s->every = NULL;
+    s->until = NULL;
     s->row = NULL;
     s->lateness_us = NULL;
 }

@@ -35,19 +35,26 @@ typedef struct pcg_sampler {
     pcg_reader *reader; /* not owned; row column c lands in ring column c + 1 */
     pcg_ring *ring;     /* not owned */
     uint32_t *every;    /* per source: read on every Nth tick (1 = every tick) */
+    uint32_t *until;    /* per source: ticks left before its next read (no division a tick) */
     pcg_gpu **gpus;     /* not owned: GPU groups, read on every gpu_every-th tick */
     size_t ngpus;
-    uint32_t gpu_every;
-    pcg_process_clock clock; /* this process's CPU clocks, read on every tick */
-    bool has_clock;
+    uint32_t gpu_every, gpu_until;
+    /* This process's clocks, in two groups each read on every Nth tick: the CPU clock
+     * (clock_gettime) and the getrusage fields (one call fills them all). */
+    pcg_process_clock clock_cpu;    /* only cpu_usec bound */
+    pcg_process_clock clock_rusage; /* only utime_usec, stime_usec, max_rss_bytes bound */
+    uint32_t clock_cpu_every, clock_rusage_every, clock_cpu_until, clock_rusage_until;
+    bool has_clock_cpu, has_clock_rusage;
     int64_t *row;       /* the row being built: timestamp, then the reader's columns */
     uint64_t period_ns;
     uint64_t tick;      /* ticks taken by the thread */
     pthread_mutex_t lock; /* one writer at a time: the thread or sample_now */
-    pthread_mutex_t state_lock;    /* guards state transitions and the thread's sleep */
-    pthread_cond_t state_changed;  /* on CLOCK_MONOTONIC: wakes the sleeping thread */
+    pthread_mutex_t state_lock;    /* guards state transitions */
+    pthread_cond_t state_changed;  /* wakes callers waiting for a transition */
     pthread_t thread;
-    _Atomic int state;             /* enum pcg_sampler_state, written under state_lock */
+    /* enum pcg_sampler_state, written under state_lock; also the futex word the thread
+     * sleeps on between ticks, woken by every transition */
+    _Atomic int state;
     _Atomic uint64_t samples;     /* rows pushed */
     _Atomic uint64_t overruns;    /* deadlines missed because a tick took too long */
     _Atomic uint64_t read_errors; /* source reads that failed */
@@ -69,8 +76,10 @@ int pcg_sampler_init(pcg_sampler *s, pcg_reader *reader, pcg_ring *ring, uint64_
 int pcg_sampler_set_gpus(pcg_sampler *s, pcg_gpu **gpus, size_t ngpus, uint32_t every);
 
 /* Returns 0 after binding this process's CPU clocks to row columns (see
- * process_clock.h; read on every tick), or -EBUSY while running / -ESHUTDOWN once closed. */
-int pcg_sampler_set_process_clock(pcg_sampler *s, const pcg_process_clock *clock);
+ * process_clock.h): cpu_usec read on every cpu_every-th tick, the getrusage fields on
+ * every rusage_every-th (0 means 1); or -EBUSY while running / -ESHUTDOWN once closed. */
+int pcg_sampler_set_process_clock(pcg_sampler *s, const pcg_process_clock *clock,
+                                  uint32_t cpu_every, uint32_t rusage_every);
 
 /* Returns 0 after starting the thread, -EALREADY if running, -ESHUTDOWN once closed, or
  * -errno from pthread. Safe from any thread, concurrently with every other call. */
@@ -97,6 +106,15 @@ int64_t pcg_sampler_sample_now(pcg_sampler *s);
  * copying that row (ring width int64s) into out and its ring position into *pos;
  * -ESHUTDOWN once the sampler is closed. */
 int64_t pcg_sampler_sample_into(pcg_sampler *s, int64_t *out, uint64_t *pos);
+
+/* Returns how many reads failed after reading every open source's file into its buffer
+ * and this process's bound clocks, in the calling thread, parsing and recording nothing:
+ * the same system calls as a row read now, so the cost floor of sample_now. */
+size_t pcg_sampler_fill(pcg_sampler *s);
+
+/* Returns the CPU time in ns the running thread has used since it started (its
+ * pthread_getcpuclockid clock), or -ESRCH when no thread runs. */
+int64_t pcg_sampler_thread_cpu_ns(pcg_sampler *s);
 
 /* Returns the lateness in ns below which a fraction q of the thread's wake-ups fell. */
 uint64_t pcg_sampler_lateness_quantile(pcg_sampler *s, double q);

@@ -4,12 +4,19 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "parse_pid_stat.h"
 #include "parse_psi.h"
 #include "parse_value.h"
+
+/* statfs(2) f_type of the file systems whose files the kernel prints on each read. */
+#define PROC_MAGIC 0x9fa0
+#define SYSFS_MAGIC 0x62656572
+#define CGROUP_MAGIC 0x27e0eb
+#define CGROUP2_MAGIC 0x63677270
 
 #define INITIAL_CAPACITY 4096
 #define MAX_CAPACITY (2 * PCG_MAX_CONTENT) /* fit keeps twice the content */
@@ -73,7 +80,6 @@ static int bind_fields(pcg_source *s, const pcg_field_spec *specs, size_t nfield
                 return -ENOMEM;
             s->keys[i].len = strlen(spec->key);
             s->keys[i].slot = (uint32_t)i;
-            s->keys[i].line = PCG_NO_LINE;
         } else if ((sub = fixed_key_index(s->format, spec->key)) < 0) {
             return -EINVAL;
         }
@@ -82,6 +88,24 @@ static int bind_fields(pcg_source *s, const pcg_field_spec *specs, size_t nfield
                                    (uint32_t)sub};
     }
     return 0;
+}
+
+/* Returns true when fd is on cgroupfs (v1 or v2), procfs or sysfs: a file there is
+ * printed by the kernel on each read, so a short read is its end (PCG_WHOLE_READ_MAX). */
+static bool on_kernel_fs(int fd)
+{
+    struct statfs fs;
+    if (fstatfs(fd, &fs) != 0)
+        return false;
+    switch ((unsigned long)fs.f_type) {
+    case PROC_MAGIC:
+    case SYSFS_MAGIC:
+    case CGROUP_MAGIC:
+    case CGROUP2_MAGIC:
+        return true;
+    default:
+        return false;
+    }
 }
 
 /* Returns 0 after allocating the buffer and binding the fields' keys, with no file open,
@@ -132,10 +156,9 @@ int pcg_source_open(pcg_source *s, const char *path, enum pcg_format format,
         rc = -PCG_ENOTREG;
         goto fail;
     }
+    s->short_read_is_eof = on_kernel_fs(s->fd);
     if ((rc = pcg_source_fit(s)) != 0)
         goto fail;
-    /* Bind key positions now; content errors are reported by the reads that meet them. */
-    pcg_source_parse(s);
     return 0;
 fail:
     pcg_source_close(s);
@@ -168,8 +191,10 @@ int pcg_source_set_content(pcg_source *s, const char *content, size_t len)
 
 /* Returns 0 after reading the whole file into s->buf, or -errno; -EOVERFLOW when the
  * content no longer fits the buffer (call pcg_source_fit, then read again).
- * Reads from offset 0 until pread returns 0: a short read is not EOF. For seq_file
- * files the final empty read is cheap: the kernel resumes where the last read ended. */
+ * Reads from offset 0 until pread returns 0: a short read is not EOF in general. On the
+ * kernel's pseudo file systems (s->short_read_is_eof) a first read shorter than the
+ * buffer and than PCG_WHOLE_READ_MAX is the whole file: one pread instead of two, the
+ * second of which only sees EOF (a third of a small file's cost). */
 int pcg_source_fill(pcg_source *s)
 {
     size_t off = 0;
@@ -191,6 +216,8 @@ int pcg_source_fill(pcg_source *s)
         if (n == 0)
             break;
         off += (size_t)n;
+        if (off == (size_t)n && s->short_read_is_eof && off < s->cap && off <= PCG_WHOLE_READ_MAX)
+            break;
     }
     s->len = off;
     return off > PCG_MAX_CONTENT ? -EFBIG : 0;
@@ -216,6 +243,8 @@ int64_t pcg_convert(const pcg_value *v, const pcg_field *f)
         return PCG_MISSING;
     if (v->kind == PCG_VAL_MAX)
         return PCG_UNLIMITED;
+    if (f->mul == 1 && f->div == 1 && f->unlimited_at == 0) /* most fields: no conversion */
+        return v->number > PCG_VALUE_CEIL ? PCG_VALUE_CEIL : (int64_t)v->number;
     __extension__ typedef unsigned __int128 u128; /* the product of two u64 fits */
     u128 scaled = (u128)v->number * (uint64_t)f->mul / (uint64_t)f->div;
     int64_t value = scaled > PCG_VALUE_CEIL ? PCG_VALUE_CEIL : (int64_t)scaled;

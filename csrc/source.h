@@ -14,6 +14,14 @@
  * regular files. */
 #define PCG_ENOTREG EMEDIUMTYPE
 
+/* The longest short read taken as the whole file on the kernel's pseudo file systems. A
+ * seq_file prints records into a buffer of at least a page and ends a read early only
+ * when its next record does not fit there; a file printed in one go (every cgroup file
+ * pycgroup reads, /proc/<pid>/stat and status, /proc/meminfo, PSI) ends it only at EOF.
+ * A read that stops before half a page is at EOF either way, unless a multi-record file
+ * has a record longer than half a page. */
+#define PCG_WHOLE_READ_MAX 2048u
+
 enum pcg_format {
     PCG_FMT_FLAT_KEYED = 0,  /* keys are the file's keys */
     PCG_FMT_COLON_KEYED = 1, /* keys are the file's keys, without ':' */
@@ -49,6 +57,10 @@ typedef struct pcg_source {
     pcg_key *keys;     /* keyed formats: one per field, slot = field index */
     uint32_t *stat_fields; /* PCG_FMT_PID_STAT: proc(5) field numbers */
     pcg_value *values; /* parser output, one per field */
+    /* A read shorter than asked (and than PCG_WHOLE_READ_MAX) returned the whole file, so
+     * no second pread is needed to see EOF. Set at open for files of cgroupfs, procfs and
+     * sysfs (see pcg_source_open); false for files of other file systems. */
+    bool short_read_is_eof;
     int error;      /* last read's result: 0 or -errno (-PCG_EPARSE for bad content) */
     int error_line; /* with -PCG_EPARSE: the 1-based line */
 } pcg_source;

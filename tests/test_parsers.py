@@ -98,6 +98,70 @@ def test_flat_keyed_malformed_names_the_line(parse, data, line):
     assert info.value.line == line
 
 
+def test_flat_keyed_last_line_without_newline(parse):
+    assert parse(Format.FLAT_KEYED, b"a 1\nb 2", ["b", "a"]) == [2, 1]
+    assert parse(Format.FLAT_KEYED, b"b 18446744073709551615", ["b"]) == [U64_MAX]
+    for data in (b"a 1\nb", b"a 1\nb ", b"a 1\nb 2x"):
+        with pytest.raises(ParseError) as info:
+            parse(Format.FLAT_KEYED, data, ["a"])
+        assert info.value.line == 2
+
+
+def test_flat_keyed_key_inside_another_key(parse):
+    # memory.stat on v1 has both inactive_file and total_inactive_file
+    data = b"inactive_file 1\ntotal_inactive_file 2\nactive_file 3\ntotal_active_file 4\n"
+    assert parse(Format.FLAT_KEYED, data, ["total_inactive_file", "inactive_file",
+                                           "active_file", "total_active"]) == [2, 1, 3, None]
+
+
+def test_flat_keyed_same_length_and_first_byte(parse):
+    data = b"ab 1\nac 2\nba 3\n"
+    assert parse(Format.FLAT_KEYED, data, ["ac", "ba", "ad"]) == [2, 3, None]
+
+
+def test_flat_keyed_lengths_64_apart(parse):
+    long_key = "a" * 65
+    data = b"b 1\n" + long_key.encode() + b" 2\n"
+    assert parse(Format.FLAT_KEYED, data, [long_key, "a", "b"]) == [2, None, 1]
+
+
+def test_flat_keyed_missing_key_is_none_even_with_zero_values_around(parse):
+    data = b"nr_periods 0\nnr_throttled 0\n"
+    assert parse(Format.FLAT_KEYED, data, ["throttled_usec"]) == [None]
+
+
+def test_flat_keyed_duplicate_keys(parse):
+    assert parse(Format.FLAT_KEYED, b"b 7\na 1\nb 8\na 2\n", ["a", "b"]) == [1, 7]
+    with pytest.raises(ParseError) as info:  # every line is checked, repeated ones too
+        parse(Format.FLAT_KEYED, b"a 1\na x\n", ["a"])
+    assert info.value.line == 2
+
+
+def test_keyed_key_wanted_twice_is_filled_twice(parse):
+    assert parse(Format.FLAT_KEYED, b"x 3\na 1\na 2\n", ["a", "x", "a"]) == [1, 3, 1]
+    assert parse(Format.COLON_KEYED, b"x: 3\nA: 1 kB\nA: 2\n", ["A", "A"]) == [1024, 1024]
+
+
+def test_flat_keyed_digit_counts(parse):
+    data = (b"a 9999999999999999999\nb 0000000000000000000000007\n"
+            b"c 10000000000000000000\n")
+    assert parse(Format.FLAT_KEYED, data, ["a", "b", "c"]) == [
+        9999999999999999999, 7, 10000000000000000000]
+    with pytest.raises(ParseError):
+        parse(Format.FLAT_KEYED, b"a 99999999999999999999\n", ["a"])
+
+
+def test_colon_keyed_duplicate_key_first_wins_and_later_values_are_free(parse):
+    assert parse(Format.COLON_KEYED, b"A: 1 kB\nA: x\nB:\t2\n", ["A", "B"]) == [1024, 2]
+
+
+def test_colon_keyed_last_line_without_newline(parse):
+    assert parse(Format.COLON_KEYED, b"A: 1\nB: 2 kB", ["B"]) == [2048]
+    with pytest.raises(ParseError) as info:
+        parse(Format.COLON_KEYED, b"A: 1\nB", ["A"])
+    assert info.value.line == 2
+
+
 MEMINFO = b"MemTotal:        8039424 kB\nMemFree:  10 kB\nHugePages_Total:       7\nx: text\n"
 
 

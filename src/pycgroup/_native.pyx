@@ -30,7 +30,8 @@ from pycgroup._core.ring cimport (
 from pycgroup._core.sampler cimport (
     PCG_PERIOD_MAX_NS, PCG_PERIOD_MIN_NS, pcg_sampler, pcg_sampler_close, pcg_sampler_destroy, pcg_sampler_init, pcg_sampler_running,
     pcg_sampler_set_gpus,
-    pcg_sampler_lateness_quantile, pcg_sampler_sample_into, pcg_sampler_sample_now,
+    pcg_sampler_fill, pcg_sampler_lateness_quantile, pcg_sampler_sample_into,
+    pcg_sampler_sample_now, pcg_sampler_thread_cpu_ns,
     pcg_sampler_set_process_clock,
     pcg_sampler_start, pcg_sampler_stop,
 )
@@ -308,12 +309,13 @@ cdef class Engine:
         self._gpu_pointers = pointers
         self._gpu_groups = list(groups)
 
-    def set_process_clock(self, columns):
-        """Reads this process's CPU clocks into row columns (less the timestamp) on every
-        tick: columns maps "cpu_usec", "utime_usec", "stime_usec", "max_rss_bytes" to a
-        column; not while running."""
+    def set_process_clock(self, columns, uint32_t cpu_every=1, uint32_t rusage_every=1):
+        """Reads this process's CPU clocks into row columns (less the timestamp): columns
+        maps "cpu_usec", "utime_usec", "stime_usec", "max_rss_bytes" to a column;
+        cpu_usec on every cpu_every-th tick, the getrusage ones on every rusage_every-th;
+        not while running."""
         cdef pcg_process_clock clock = clock_of(columns)
-        if pcg_sampler_set_process_clock(&self._sampler, &clock) != 0:
+        if pcg_sampler_set_process_clock(&self._sampler, &clock, cpu_every, rusage_every) != 0:
             raise RuntimeError("cannot change the clocks of a running sampler")
 
     @property
@@ -357,6 +359,20 @@ cdef class Engine:
         if t < 0:
             raise SamplerClosed("the sampler is closed")
         return t
+
+    def fill(self):
+        """Reads every file into its buffer and this process's clocks, parsing and
+        recording nothing; returns how many reads failed. The cost floor of sample()."""
+        cdef size_t failed
+        with nogil:
+            failed = pcg_sampler_fill(&self._sampler)
+        return failed
+
+    def thread_cpu_ns(self):
+        """Returns the CPU time (ns) the running thread has used since it started, or None
+        when no thread runs."""
+        cdef int64_t ns = pcg_sampler_thread_cpu_ns(&self._sampler)
+        return None if ns < 0 else ns
 
     def boundary(self, bint exact):
         """Returns a span boundary as bytes of int64 [position, t_ns, columns...]: a copy

@@ -52,7 +52,8 @@ class PureEngine:
         self._closed = False
         self._gpus: list[PureGpuGroup] = []
         self._gpu_every = 1
-        self._clock: dict[str, int] = {}
+        # (clock fields -> row column, divisor) of the two clock groups
+        self._clocks: list[tuple[dict[str, int], int]] = []
 
     def set_gpus(self, groups: Sequence[PureGpuGroup], every: int) -> None:
         with self._lifecycle:
@@ -62,10 +63,15 @@ class PureEngine:
                 raise RuntimeError("cannot change the GPUs of a running sampler")
             self._gpus, self._gpu_every = list(groups), max(1, every)
 
-    def set_process_clock(self, columns: Mapping[str, int]) -> None:
+    def set_process_clock(self, columns: Mapping[str, int], cpu_every: int = 1,
+                          rusage_every: int = 1) -> None:
         if self.running:
             raise RuntimeError("cannot change the clocks of a running sampler")
-        self._clock = {field: column + 1 for field, column in columns.items()}
+        clock = {field: column + 1 for field, column in columns.items()}
+        # Two groups, as in the C core: the CPU clock, and what one getrusage() fills.
+        self._clocks = [(group, max(1, every)) for group, every in (
+            ({f: c for f, c in clock.items() if f == "cpu_usec"}, cpu_every),
+            ({f: c for f, c in clock.items() if f != "cpu_usec"}, rusage_every)) if group]
 
     @property
     def running(self) -> bool:
@@ -79,8 +85,9 @@ class PureEngine:
         if self._reader.read_sources(self._row[1:], due):
             self._read_errors += len(self._reader.errors())
             self._last_error = self._reader.errors()[-1][1]
-        if self._clock:
-            process_clock.read_into(self._clock, self._row)
+        for clock, every in self._clocks:
+            if tick is None or tick % every == 0:
+                process_clock.read_into(clock, self._row)
         if tick is None or tick % self._gpu_every == 0:
             for group in self._gpus:
                 if group.read_into(self._row[1:]) != 0:

@@ -43,15 +43,46 @@ DEFAULT_METRICS = (
     "io.pressure.full.total", "proc.cpu_usec", "proc.utime_usec", "proc.stime_usec",
     "proc.rss_bytes",
 )
-#: What changes at kHz is read on every tick: CPU usage and throttling (cpu.stat),
-#: memory.current, and this process's CPU clocks (no file). The rest is read every 10th
-#: tick (100 Hz at the default 1 kHz): memory.stat costs the kernel a walk of every
-#: counter it prints (several times memory.current or cpu.stat, measured in bench/);
-#: PSI totals and memory.events move slowly and are cumulative, so deltas over a step
-#: stay exact to within the divisor's period; /proc/self/stat (for proc.rss_bytes) costs
-#: more than memory.current and cpu.stat together.
-DEFAULT_EVERY = {"memory.stat.*": 10, "*.pressure.*": 10, "memory.events.*": 10,
-                 "proc.rss_bytes": 10, "pids.*": 10, "host.*": 10}
+#: How often the default reads what does not change at kHz (reads a second; the divisor
+#: is the tick rate over this, rounded up). Only CPU usage and throttling (cpu.stat; v1's
+#: cpuacct.usage and cpu.stat) and memory.current are read on every tick: they move
+#: within a step, and each file read costs the thread microseconds on every tick.
+#: 100 Hz: this process's clocks (a system call each, no file): proc.cpu_usec's delta over
+#: a step is late by at most 10 ms. 10 Hz: every other file: memory.stat (a walk of every
+#: counter it prints, several times the cost of memory.current; the kernel itself flushes
+#: its counters every 2 s), memory.events and PSI (cumulative, they move slowly), v1's
+#: user/system split (files of their own there; on v2 it is in cpu.stat, read every tick),
+#: /proc/self/stat (proc.rss_bytes), pids and the host's /proc/meminfo. Counters stay
+#: exact over any step: a delta is late by at most its file's period. A file is read at
+#: its fastest metric's rate (see default_every for the throttling counters).
+DEFAULT_RATE_HZ = {
+    "proc.cpu_usec": 100.0, "proc.utime_usec": 100.0, "proc.stime_usec": 100.0,
+    "proc.max_rss_bytes": 100.0,
+    "memory.stat.*": 10.0, "memory.events.*": 10.0, "*.pressure.*": 10.0,
+    "cpu.stat.user_usec": 10.0, "cpu.stat.system_usec": 10.0, "proc.rss_bytes": 10.0,
+    "pids.*": 10.0, "host.*": 10.0,
+}
+
+
+#: The CFS bandwidth counters: they move only while a CPU quota applies to the cgroup.
+THROTTLING = ("cpu.stat.nr_periods", "cpu.stat.nr_throttled", "cpu.stat.throttled_usec",
+              "cpu.stat.nr_bursts", "cpu.stat.burst_usec")
+
+
+def default_every(hz: float = 1000.0, cpu_quota_cores: float | None = None) -> dict[str, int]:
+    """Returns the divisors the default uses at hz (DEFAULT_RATE_HZ as every Nth tick): at
+    1 kHz 10 and 100. Extend it to change one: ``every={**default_every(hz), "proc.*": 1}``.
+
+    With cpu_quota_cores UNLIMITED (no CPU quota up the cgroup's ancestry) the throttling
+    counters cannot move: they are read at 10 Hz too, which saves a file a tick on v1,
+    where they are cpu.stat alone (on v2 cpu.stat holds the usage, read every tick). A
+    quota set later is still seen, its throttling resolved to 100 ms."""
+    rates = dict(DEFAULT_RATE_HZ)
+    if cpu_quota_cores is not None and math.isinf(cpu_quota_cores):
+        rates.update(dict.fromkeys(THROTTLING, 10.0))
+    return {pattern: max(1, math.ceil(hz / rate - 1e-9)) for pattern, rate in rates.items()}
+
+
 #: NVML calls serialise on the driver's lock and can stall the CUDA launches of the job
 #: being watched: GPU metrics are read no faster than this unless "gpu*" in `every` says.
 GPU_DEFAULT_HZ = 100.0
@@ -111,6 +142,13 @@ def _deprecated(old: str, new: str, value: float) -> float:
     return value
 
 
+def _divisor(every: Mapping[str, int], name: str) -> int:
+    """Returns a metric's divisor: the smallest of the patterns matching its name, 1 (every
+    tick) when none does. A file is read at its fastest metric's rate."""
+    return min((d for pattern, d in every.items() if fnmatch.fnmatchcase(name, pattern)),
+               default=1)
+
+
 def _capacity(capacity: object) -> int:
     if isinstance(capacity, bool) or not isinstance(capacity, int):
         raise ValueError(f"capacity must be an int, not {capacity!r}")
@@ -149,7 +187,9 @@ class Sampler:
         self.hz = 1e9 / self.period_ns
         self.backend = backend
         self.cgroup = cgroup if cgroup is not None else current()
-        every = DEFAULT_EVERY if every is None else dict(every)
+        lim = read_limits(self.cgroup, backend)
+        every = (default_every(self.hz, lim.cpu_quota_cores) if every is None
+                 else dict(every))
         for pattern, n in every.items():
             if isinstance(n, bool) or not isinstance(n, int) or n < 1:
                 raise ValueError(f"every[{pattern!r}] must be an int >= 1, not {n!r}")
@@ -167,9 +207,9 @@ class Sampler:
         if metrics is not None:
             self._refuse_unreadable_gpus()
         self._every = self._source_divisors(every)
+        self._clock_every = self._clock_divisors(every)
         self.gpu_every = every.get("gpu*", max(1, math.ceil(self.hz / GPU_DEFAULT_HZ)))
         self._engine = self._make_engine()
-        lim = read_limits(self.cgroup, backend)
         self._effective_memory = lim.effective_memory_bytes
         self._cpu_limit = lim.cpu_quota_cores
         #: Where and how rows are recorded, with a CLOCK_REALTIME/CLOCK_MONOTONIC anchor
@@ -194,14 +234,22 @@ class Sampler:
                                     f"({listed}); leave them out where there is no GPU")
 
     def _source_divisors(self, every: Mapping[str, int]) -> list[int]:
+        """Returns each file's divisor: the smallest of its metrics' (see _divisor)."""
         divisors = []
         for spec in self._plan.reader.specs:
             names = [n for n, src in self._plan.sources.items()
                      if getattr(src, "path", None) == spec.path]
-            matched = [d for pattern, d in every.items() for n in names
-                       if fnmatch.fnmatchcase(n, pattern)]
-            divisors.append(min(matched) if matched else 1)
+            divisors.append(min((_divisor(every, n) for n in names), default=1))
         return divisors
+
+    def _clock_divisors(self, every: Mapping[str, int]) -> tuple[int, int]:
+        """Returns the divisors of this process's two clock groups (as files): the CPU
+        clock, and the fields one getrusage() call fills."""
+        names = {src.field: n for n, src in self._plan.sources.items()
+                 if isinstance(src, ProcessClock)}
+        cpu, rusage = (min((_divisor(every, names[f]) for f in group if f in names), default=1)
+                       for group in (("cpu_usec",), ("utime_usec", "stime_usec", "max_rss_bytes")))
+        return cpu, rusage
 
     def _make_engine(self) -> EngineLike:
         try:
@@ -214,7 +262,7 @@ class Sampler:
                 f"ask for a smaller capacity") from e
         engine.set_gpus(self._plan.gpu_groups, self.gpu_every)
         if self._plan.process_clock:
-            engine.set_process_clock(self._plan.process_clock)
+            engine.set_process_clock(self._plan.process_clock, *self._clock_every)
         return engine
 
     def _new_engine(self) -> EngineLike:
@@ -249,7 +297,8 @@ class Sampler:
 
     def sample(self) -> int:
         """Takes one row now, in this thread; returns its timestamp (CLOCK_MONOTONIC ns)."""
-        self._check_fork()
+        if self._closed or self._forked:  # two attribute loads, not two calls, per row
+            self._check_fork()
         return self._engine.sample()
 
     def start(self) -> "Sampler":

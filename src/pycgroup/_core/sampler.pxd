@@ -18,12 +18,15 @@ cdef extern from "sampler.h" nogil:
     int pcg_sampler_init(pcg_sampler *s, pcg_reader *reader, pcg_ring *ring, uint64_t period_ns,
                          const uint32_t *every)
     int pcg_sampler_set_gpus(pcg_sampler *s, pcg_gpu **gpus, size_t ngpus, uint32_t every)
-    int pcg_sampler_set_process_clock(pcg_sampler *s, const pcg_process_clock *clock)
+    int pcg_sampler_set_process_clock(pcg_sampler *s, const pcg_process_clock *clock,
+                                      uint32_t cpu_every, uint32_t rusage_every)
     int pcg_sampler_start(pcg_sampler *s)
     int pcg_sampler_stop(pcg_sampler *s)
     int64_t pcg_sampler_sample_now(pcg_sampler *s)
     int pcg_sampler_close(pcg_sampler *s)
     bint pcg_sampler_running(pcg_sampler *s)
     int64_t pcg_sampler_sample_into(pcg_sampler *s, int64_t *out, uint64_t *pos)
+    size_t pcg_sampler_fill(pcg_sampler *s)
+    int64_t pcg_sampler_thread_cpu_ns(pcg_sampler *s)
     uint64_t pcg_sampler_lateness_quantile(pcg_sampler *s, double q)
     void pcg_sampler_destroy(pcg_sampler *s)
