@@ -103,7 +103,9 @@ def test_a_counter_reset_inside_a_span_is_unknown_not_negative(tree, backend):
 
 def test_native_and_pure_spans_agree_over_the_same_rows(tree):
     cg = fixture_cgroup(tree)
-    samplers = [pycgroup.Sampler(V2_METRICS, cgroup=cg, backend=b, every={})
+    # At 1 Hz a gap (rows more than two periods apart) takes seconds: a host that
+    # stalls one engine's reads for milliseconds cannot make only its spans incomplete.
+    samplers = [pycgroup.Sampler(V2_METRICS, cgroup=cg, backend=b, every={}, hz=1)
                 for b in ("native", "pure")]
     spans = {0: [], 1: []}
     for step in range(6):
