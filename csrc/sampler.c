@@ -455,6 +455,15 @@ size_t pcg_sampler_fill(pcg_sampler *s)
     return failed;
 }
 
+/* Returns 0 after reading the process CPU clock into row (timestamp first), 1 when it is
+ * not sampled. The clock's binding changes only while no thread runs. */
+int pcg_sampler_refresh_cpu_clock(const pcg_sampler *s, int64_t *row)
+{
+    if (!s->has_clock_cpu)
+        return 1;
+    return pcg_process_clock_read(&s->clock_cpu, row + 1);
+}
+
 /* Returns the running thread's CPU time in ns, or -ESRCH when no thread runs. The state
  * lock keeps the thread from being joined meanwhile. */
 int64_t pcg_sampler_thread_cpu_ns(pcg_sampler *s)

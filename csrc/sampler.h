@@ -112,6 +112,12 @@ int64_t pcg_sampler_sample_into(pcg_sampler *s, int64_t *out, uint64_t *pos);
  * the same system calls as a row read now, so the cost floor of sample_now. */
 size_t pcg_sampler_fill(pcg_sampler *s);
 
+/* Returns 0 after reading this process's CPU clock (proc.cpu_usec) into row, a row as the
+ * ring holds it (timestamp first), when the sampler reads that clock; 1 when it does not.
+ * A span copies the newest row at its boundaries and reads this clock afresh: a system
+ * call, where the thread reads the clock at 100 Hz by default. */
+int pcg_sampler_refresh_cpu_clock(const pcg_sampler *s, int64_t *row);
+
 /* Returns the CPU time in ns the running thread has used since it started (its
  * pthread_getcpuclockid clock), or -ESRCH when no thread runs. */
 int64_t pcg_sampler_thread_cpu_ns(pcg_sampler *s);

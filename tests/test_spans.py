@@ -415,6 +415,25 @@ def test_a_20_ms_busy_span_reports_20_ms_of_process_cpu(backend):
     s.close()
 
 
+@pytest.mark.parametrize("backend", ["native", "pure"])
+def test_a_cheap_span_reads_the_process_cpu_clock_at_its_boundaries(backend):
+    """A span copies the newest row, but reads the process CPU clock afresh: here the
+    thread reads it at 10 Hz, so a copied value could be 100 ms old, yet a 20 ms busy
+    span reports its 20 ms, plus what the sampler thread used meanwhile."""
+    s = pycgroup.Sampler(["proc.cpu_usec", "proc.rss_bytes"], hz=100, backend=backend,
+                         every={"proc.cpu_usec": 10})
+    with s:
+        time.sleep(0.03)
+        for _ in range(5):
+            thread_before = time.thread_time_ns()
+            with s.span("busy") as sp:
+                busy(0.020)
+            thread_used_us = (time.thread_time_ns() - thread_before) / 1000
+            assert not sp.exact and sp.boundary_error_ns > 0  # rows copied, not read
+            assert 20_000 <= sp.delta["proc.cpu_usec"] <= thread_used_us + 2000, sp.delta
+    s.close()
+
+
 def test_process_clocks_for_another_pid_come_from_its_files():
     cg = pycgroup.of_pid(1)
     assert "/proc/1/stat" in cg.explain("proc.utime_usec")

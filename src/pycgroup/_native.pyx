@@ -31,7 +31,7 @@ from pycgroup._core.sampler cimport (
     PCG_PERIOD_MAX_NS, PCG_PERIOD_MIN_NS, pcg_sampler, pcg_sampler_close, pcg_sampler_destroy, pcg_sampler_init, pcg_sampler_running,
     pcg_sampler_set_gpus,
     pcg_sampler_fill, pcg_sampler_lateness_quantile, pcg_sampler_sample_into,
-    pcg_sampler_sample_now, pcg_sampler_thread_cpu_ns,
+    pcg_sampler_refresh_cpu_clock, pcg_sampler_sample_now, pcg_sampler_thread_cpu_ns,
     pcg_sampler_set_process_clock,
     pcg_sampler_start, pcg_sampler_stop,
 )
@@ -380,16 +380,23 @@ cdef class Engine:
         cdef uint32_t width = self._ring.width
         cdef bytes out = PyBytes_FromStringAndSize(NULL, (width + 1) * sizeof(int64_t))
         cdef int64_t *buf = <int64_t *>PyBytes_AS_STRING(out)
+        buf[0] = <int64_t>self._boundary_into(exact, buf + 1)
+        return out
+
+    cdef uint64_t _boundary_into(self, bint exact, int64_t *row) except? 0:
+        """Copies the newest row into row (and reads the process CPU clock afresh), or,
+        exact or with no thread running, reads a row now; returns its position."""
         cdef uint64_t pos = 0
         cdef int64_t t = 0
         if exact or not pcg_sampler_running(&self._sampler) or pcg_ring_copy_newest(
-                &self._ring, buf + 1, &pos) != 0:
+                &self._ring, row, &pos) != 0:
             with nogil:
-                t = pcg_sampler_sample_into(&self._sampler, buf + 1, &pos)
+                t = pcg_sampler_sample_into(&self._sampler, row, &pos)
             if t < 0:
                 raise SamplerClosed("the sampler is closed")
-        buf[0] = <int64_t>pos
-        return out
+        else:
+            pcg_sampler_refresh_cpu_clock(&self._sampler, row)
+        return pos
 
     def span_end(self, bytes start, bint exact, int64_t t_min, int64_t max_gap_ns,
                  int ws_current, int ws_inactive):
@@ -399,14 +406,8 @@ cdef class Engine:
         cdef uint32_t width = self._ring.width
         cdef bytes out = PyBytes_FromStringAndSize(NULL, (2 * width + 3) * sizeof(int64_t))
         cdef int64_t *buf = <int64_t *>PyBytes_AS_STRING(out)
-        cdef uint64_t pos = 0, gaps = 0, first = (<const int64_t *>PyBytes_AS_STRING(start))[0]
-        cdef int64_t t = 0
-        if exact or not pcg_sampler_running(&self._sampler) or pcg_ring_copy_newest(
-                &self._ring, buf + 1, &pos) != 0:
-            with nogil:
-                t = pcg_sampler_sample_into(&self._sampler, buf + 1, &pos)
-            if t < 0:
-                raise SamplerClosed("the sampler is closed")
+        cdef uint64_t gaps = 0, first = (<const int64_t *>PyBytes_AS_STRING(start))[0]
+        cdef uint64_t pos = self._boundary_into(exact, buf + 1)
         buf[0] = <int64_t>pos
         buf[width + 2] = PCG_MISSING
         if pos - first > 256:  # a long span: scan its rows without holding the GIL

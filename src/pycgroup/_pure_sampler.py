@@ -157,7 +157,14 @@ class PureEngine:
                 raise SamplerClosed("the sampler is closed")
             if exact or not self.running or self._position == 0:
                 self._take_row(None)
-            return [self._position - 1, *self._rows[(self._position - 1) % self.capacity].tolist()]
+                return [self._position - 1,
+                        *self._rows[(self._position - 1) % self.capacity].tolist()]
+            row = self._rows[(self._position - 1) % self.capacity].copy()
+        # A copied row gets the process CPU clock read afresh, as in the C core.
+        for clock, _ in self._clocks:
+            if "cpu_usec" in clock:
+                process_clock.read_into({"cpu_usec": clock["cpu_usec"]}, row)
+        return [self._position - 1, *row.tolist()]
 
     def boundary(self, exact: bool) -> bytes:
         """As pycgroup._native.Engine.boundary."""

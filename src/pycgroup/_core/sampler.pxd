@@ -28,5 +28,6 @@ cdef extern from "sampler.h" nogil:
     int64_t pcg_sampler_sample_into(pcg_sampler *s, int64_t *out, uint64_t *pos)
     size_t pcg_sampler_fill(pcg_sampler *s)
     int64_t pcg_sampler_thread_cpu_ns(pcg_sampler *s)
+    int pcg_sampler_refresh_cpu_clock(const pcg_sampler *s, int64_t *row)
     uint64_t pcg_sampler_lateness_quantile(pcg_sampler *s, double q)
     void pcg_sampler_destroy(pcg_sampler *s)
