@@ -278,26 +278,40 @@ static void set_state(pcg_sampler *s, enum pcg_sampler_state state)
     syscall(SYS_futex, (uint32_t *)&s->state, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
 }
 
-/* Returns 0 after giving the sampler GPU groups read on every Nth tick, or -EBUSY. */
-int pcg_sampler_set_gpus(pcg_sampler *s, pcg_gpu **gpus, size_t ngpus, uint32_t every)
+/* Returns 0 with both locks held when the sampler is idle, so its configuration may
+ * change; -EBUSY while running or -ESHUTDOWN once closed, with no lock held. */
+static int lock_idle(pcg_sampler *s)
 {
-    int rc = 0;
     pthread_mutex_lock(&s->state_lock);
     int state = atomic_load(&s->state);
-    if (state == PCG_SAMPLER_CLOSED) {
-        rc = -ESHUTDOWN;
-    } else if (state != PCG_SAMPLER_IDLE) {
-        rc = -EBUSY;
-    } else {
-        pthread_mutex_lock(&s->lock);
-        s->gpus = gpus;
-        s->ngpus = ngpus;
-        s->gpu_every = every > 0 ? every : 1;
-        s->gpu_until = ticks_until(s->tick, s->gpu_every);
-        pthread_mutex_unlock(&s->lock);
+    if (state != PCG_SAMPLER_IDLE) {
+        pthread_mutex_unlock(&s->state_lock);
+        return state == PCG_SAMPLER_CLOSED ? -ESHUTDOWN : -EBUSY;
     }
+    pthread_mutex_lock(&s->lock);
+    return 0;
+}
+
+/* Releases what lock_idle took. */
+static void unlock_idle(pcg_sampler *s)
+{
+    pthread_mutex_unlock(&s->lock);
     pthread_mutex_unlock(&s->state_lock);
-    return rc;
+}
+
+/* Returns 0 after giving the sampler GPU groups read on every Nth tick, or -EBUSY while
+ * running / -ESHUTDOWN once closed. */
+int pcg_sampler_set_gpus(pcg_sampler *s, pcg_gpu **gpus, size_t ngpus, uint32_t every)
+{
+    int rc = lock_idle(s);
+    if (rc != 0)
+        return rc;
+    s->gpus = gpus;
+    s->ngpus = ngpus;
+    s->gpu_every = every > 0 ? every : 1;
+    s->gpu_until = ticks_until(s->tick, s->gpu_every);
+    unlock_idle(s);
+    return 0;
 }
 
 /* Returns 0 after binding this process's CPU clocks to row columns in their two groups,
@@ -305,31 +319,23 @@ int pcg_sampler_set_gpus(pcg_sampler *s, pcg_gpu **gpus, size_t ngpus, uint32_t 
 int pcg_sampler_set_process_clock(pcg_sampler *s, const pcg_process_clock *clock,
                                   uint32_t cpu_every, uint32_t rusage_every)
 {
-    int rc = 0;
-    pthread_mutex_lock(&s->state_lock);
-    int state = atomic_load(&s->state);
-    if (state == PCG_SAMPLER_CLOSED) {
-        rc = -ESHUTDOWN;
-    } else if (state != PCG_SAMPLER_IDLE) {
-        rc = -EBUSY;
-    } else {
-        pthread_mutex_lock(&s->lock);
-        s->clock_cpu = (pcg_process_clock){clock->cpu_usec, PCG_CLOCK_NO_COLUMN,
-                                           PCG_CLOCK_NO_COLUMN, PCG_CLOCK_NO_COLUMN};
-        s->clock_rusage = (pcg_process_clock){PCG_CLOCK_NO_COLUMN, clock->utime_usec,
-                                              clock->stime_usec, clock->max_rss_bytes};
-        s->has_clock_cpu = clock->cpu_usec != PCG_CLOCK_NO_COLUMN;
-        s->has_clock_rusage = clock->utime_usec != PCG_CLOCK_NO_COLUMN ||
-                              clock->stime_usec != PCG_CLOCK_NO_COLUMN ||
-                              clock->max_rss_bytes != PCG_CLOCK_NO_COLUMN;
-        s->clock_cpu_every = cpu_every > 0 ? cpu_every : 1;
-        s->clock_rusage_every = rusage_every > 0 ? rusage_every : 1;
-        s->clock_cpu_until = ticks_until(s->tick, s->clock_cpu_every);
-        s->clock_rusage_until = ticks_until(s->tick, s->clock_rusage_every);
-        pthread_mutex_unlock(&s->lock);
-    }
-    pthread_mutex_unlock(&s->state_lock);
-    return rc;
+    int rc = lock_idle(s);
+    if (rc != 0)
+        return rc;
+    s->clock_cpu = (pcg_process_clock){clock->cpu_usec, PCG_CLOCK_NO_COLUMN,
+                                       PCG_CLOCK_NO_COLUMN, PCG_CLOCK_NO_COLUMN};
+    s->clock_rusage = (pcg_process_clock){PCG_CLOCK_NO_COLUMN, clock->utime_usec,
+                                          clock->stime_usec, clock->max_rss_bytes};
+    s->has_clock_cpu = clock->cpu_usec != PCG_CLOCK_NO_COLUMN;
+    s->has_clock_rusage = clock->utime_usec != PCG_CLOCK_NO_COLUMN ||
+                          clock->stime_usec != PCG_CLOCK_NO_COLUMN ||
+                          clock->max_rss_bytes != PCG_CLOCK_NO_COLUMN;
+    s->clock_cpu_every = cpu_every > 0 ? cpu_every : 1;
+    s->clock_rusage_every = rusage_every > 0 ? rusage_every : 1;
+    s->clock_cpu_until = ticks_until(s->tick, s->clock_cpu_every);
+    s->clock_rusage_until = ticks_until(s->tick, s->clock_rusage_every);
+    unlock_idle(s);
+    return 0;
 }
 
 /* Returns 0 after starting the thread, -EALREADY if running, -ESHUTDOWN once closed, or
