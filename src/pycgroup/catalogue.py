@@ -444,6 +444,6 @@ def unit(name: str) -> str:
         return "count" if kind(name) == COUNTER else "bytes"
     if name.startswith(("memory.events.", "cpu.stat.nr_", "pids.")):
         return "count"
-    if name.startswith(("memory.", "host.mem.")) or name.endswith("_bytes"):
+    if name.startswith(("memory.", "host.mem.", "host.swap.")) or name.endswith("_bytes"):
         return "bytes"
     return "count"
