@@ -436,6 +436,8 @@ def unit(name: str) -> str:
     gpu_name = gpu.NAME.fullmatch(name)
     if gpu_name:
         metric = gpu_name[2]
+        if metric not in gpu.METRICS:
+            raise unknown_metric(name)
         return "ns" if metric.startswith("violation.") else _GPU_UNITS.get(metric, "count")
     kind(name)  # KeyError for an unknown name
     if name.endswith(("_usec", ".pressure.some.total", ".pressure.full.total")):
