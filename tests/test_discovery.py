@@ -125,6 +125,8 @@ def test_malformed_proc_cgroup():
     ("/a/b", "/", "a/b"), ("/docker/x", "/docker/x", ""), ("/docker/x/y", "/docker/x", "y"),
     ("/docker/xy", "/docker/x", None), ("/", "/docker/x", None), ("/../a", "/", None),
     ("/a/../b", "/", None),
+    # Names are kept whole: a trailing space or an X is part of the name.
+    ("/aX", "/", "aX"), ("/d/X/y", "/d/X", "y"), ("/d/x/yX", "/d/x", "yX"), ("/d/x/y ", "/d/x", "y "),
 ])
 def test_relative_to_root(path, root, expected):
     assert relative_to_root(path, root) == expected
@@ -334,10 +336,10 @@ def test_fstype_is_the_field_after_the_separator_not_the_source():
 
 
 def test_parse_errors_say_what_and_default_to_the_files_name():
-    with pytest.raises(ParseError, match="not a mountinfo line") as info:
+    with pytest.raises(ParseError, match=": not a mountinfo line$") as info:
         parse_mountinfo("short line\n")
     assert (info.value.path, info.value.line) == ("mountinfo", 1)
-    with pytest.raises(ParseError, match="not a hierarchy-ID:controllers:path line") as info:
+    with pytest.raises(ParseError, match=": not a hierarchy-ID:controllers:path line$") as info:
         parse_proc_cgroup("0::/\nx\n")
     assert (info.value.path, info.value.line) == ("cgroup", 2)
 
@@ -453,3 +455,28 @@ def test_discover_parse_errors_name_the_file(tree):
         with pytest.raises(ParseError) as info:
             discover("self", procfs, rootfs)
         assert info.value.path == path
+
+
+def test_resolve_places_mount_points_under_the_root_filesystem(tmp_path):
+    memberships = parse_proc_cgroup("0::/\n")
+    mounts = parse_mountinfo("1 0 0:1 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n")
+    assert resolve(memberships, mounts).paths == {"unified": "/sys/fs/cgroup"}  # rootfs "/"
+    (tmp_path / "Xcg").mkdir()
+    mounts = parse_mountinfo("1 0 0:1 / /Xcg rw - cgroup2 cgroup2 rw\n")
+    assert resolve(memberships, mounts, str(tmp_path)).paths == {"unified": str(tmp_path / "Xcg")}
+
+
+def test_with_the_root_filesystem_slash_the_readers_own_mountinfo_wins(tree):
+    from pycgroup.discovery import discover
+
+    procfs, rootfs = tree("host-view")
+    os.mkdir(os.path.join(procfs, "self"))
+    with open(os.path.join(procfs, "4321", "mountinfo")) as f:
+        theirs = f.read()
+    with open(os.path.join(procfs, "self", "mountinfo"), "w") as f:
+        f.write(theirs.replace(" /system.slice/docker-abc.scope /sys/fs/cgroup ",
+                               " / /sys/fs/cgroup "))
+    # Seen from this machine's root, PID 4321's cgroup lies below the reader's mount of /.
+    found = discover(4321, procfs, "/")
+    assert found.hierarchy_roots == {"unified": "/"}
+    assert found.paths == {"unified": "/sys/fs/cgroup/system.slice/docker-abc.scope"}

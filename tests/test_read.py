@@ -366,6 +366,10 @@ def test_resolve_refuses_unknown_names_by_name(name):
     with pytest.raises(KeyError) as info:
         catalogue.resolve(name, {"unified": "/cg"}, "/proc", "self")
     assert info.value.args[0].startswith(f"unknown metric {name!r}")
+    if name == "gpu0.bogus":
+        with pytest.raises(KeyError) as info:
+            catalogue.unit(name)
+        assert info.value.args[0].startswith(f"unknown metric {name!r}")
     if not name.startswith("memory.stat."):
         with pytest.raises(KeyError) as info:
             catalogue.kind(name)
@@ -457,3 +461,13 @@ def test_v2_root_pressure_comes_from_proc_pressure(tree):
     cg = pycgroup.current(procfs, rootfs)
     assert cg.explain("cpu.pressure.some.total") == (
         f"cpu.pressure.some.total: {procfs}/pressure/cpu key 'some'")
+
+
+def test_file_of_an_unknown_name_is_a_key_error_naming_it():
+    from pycgroup import catalogue
+
+    assert catalogue.file_of("memory.high", "v1") is None
+    assert catalogue.file_of("memory.high", "v2").name == "memory.high"
+    with pytest.raises(KeyError) as info:
+        catalogue.file_of("memory.hihg", "v2")
+    assert info.value.args[0].startswith("unknown metric 'memory.hihg'")

@@ -400,3 +400,8 @@ def test_closed_sampler_refuses_and_says_so(tree, backend):
     with pytest.raises(pycgroup.SamplerClosed,
                        match="^this Sampler is closed; make a new one to sample again$"):
         s.data()
+
+
+def test_one_metric_may_be_named_by_a_string(tree, backend):
+    s = pycgroup.Sampler("memory.current", cgroup=fixture_cgroup(tree), backend=backend)
+    assert s.columns == ("memory.current",)
