@@ -127,6 +127,7 @@ def test_malformed_proc_cgroup():
     ("/a/../b", "/", None),
     # Names are kept whole: a trailing space or an X is part of the name.
     ("/aX", "/", "aX"), ("/d/X/y", "/d/X", "y"), ("/d/x/yX", "/d/x", "yX"), ("/d/x/y ", "/d/x", "y "),
+    ("/d/Xy", "/d/X", None),
 ])
 def test_relative_to_root(path, root, expected):
     assert relative_to_root(path, root) == expected
