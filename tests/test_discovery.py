@@ -125,6 +125,9 @@ def test_malformed_proc_cgroup():
     ("/a/b", "/", "a/b"), ("/docker/x", "/docker/x", ""), ("/docker/x/y", "/docker/x", "y"),
     ("/docker/xy", "/docker/x", None), ("/", "/docker/x", None), ("/../a", "/", None),
     ("/a/../b", "/", None),
+    # Names are kept whole: a trailing space or an X is part of the name.
+    ("/aX", "/", "aX"), ("/d/X/y", "/d/X", "y"), ("/d/x/yX", "/d/x", "yX"), ("/d/x/y ", "/d/x", "y "),
+    ("/d/Xy", "/d/X", None),
 ])
 def test_relative_to_root(path, root, expected):
     assert relative_to_root(path, root) == expected
@@ -326,3 +329,155 @@ def test_live_process_moved_out_of_its_cgroup_namespace_is_found(live_cgroups):
     assert path == sibling
     assert any(p.startswith("unified: cgroup /../b is outside the root /../..") and
                f"found it by the cgroup.procs that lists PID {child.pid}" in p for p in problems)
+
+
+def test_fstype_is_the_field_after_the_separator_not_the_source():
+    (mount,) = parse_mountinfo("30 25 0:28 / /cg rw,relatime - cgroup2 none rw,nsdelegate\n")
+    assert (mount.fstype, mount.super_options) == ("cgroup2", frozenset({"rw", "nsdelegate"}))
+
+
+def test_parse_errors_say_what_and_default_to_the_files_name():
+    with pytest.raises(ParseError, match=": not a mountinfo line$") as info:
+        parse_mountinfo("short line\n")
+    assert (info.value.path, info.value.line) == ("mountinfo", 1)
+    with pytest.raises(ParseError, match=": not a hierarchy-ID:controllers:path line$") as info:
+        parse_proc_cgroup("0::/\nx\n")
+    assert (info.value.path, info.value.line) == ("cgroup", 2)
+
+
+@pytest.mark.parametrize("line", ["0::relative\n", "x::/a\n", "1:memory\n", ":memory:/a\n"])
+def test_proc_cgroup_line_needs_a_numeric_id_and_an_absolute_path(line):
+    with pytest.raises(ParseError) as info:
+        parse_proc_cgroup(line, "/proc/7/cgroup")
+    assert (info.value.path, info.value.line) == ("/proc/7/cgroup", 1)
+
+
+V1_MOUNTS = ("1 0 0:1 / /cg/memory rw - cgroup cgroup rw,memory\n"
+             "2 0 0:2 / /cg/pids rw - cgroup cgroup rw,pids\n")
+
+
+def test_a_nameless_or_unmounted_hierarchy_does_not_hide_the_next(tmp_path):
+    for controller in ("memory", "pids"):
+        (tmp_path / "cg" / controller / "a").mkdir(parents=True)
+    memberships = parse_proc_cgroup("5::/\n4:cpu,cpuacct:/a\n3:memory:/a\n2:pids:/a\n")
+    found = resolve(memberships, parse_mountinfo(V1_MOUNTS), str(tmp_path))
+    assert found.paths == {"memory": str(tmp_path / "cg/memory/a"),
+                           "pids": str(tmp_path / "cg/pids/a")}
+    assert found.problems == ("cpu,cpuacct: hierarchy 4 is not mounted",)
+
+
+def test_missing_directory_problem_names_every_controller_sharing_it(tmp_path):
+    mounts = parse_mountinfo("1 0 0:1 / /cg rw - cgroup cgroup rw,cpu,cpuacct\n")
+    found = resolve(parse_proc_cgroup("4:cpu,cpuacct:/gone\n"), mounts, str(tmp_path))
+    path = str(tmp_path / "cg/gone")
+    assert found.missing == (path,)
+    assert found.problems == (f"cpu,cpuacct: the cgroup directory {path} does not exist "
+                              "(is the root right for this procfs?)",)
+
+
+def test_outside_the_mount_root_and_not_found_says_the_mount_point_stands_in(tree):
+    procfs, rootfs = tree("cgroupns")
+    cg = pycgroup.of_pid(77, procfs, rootfs)
+    (path,) = [line.split(":", 2)[2] for line in open(os.path.join(procfs, "77", "cgroup"))]
+    assert cg.problems == (
+        f"unified: cgroup {path.strip()} is outside the root / of its mount at /sys/fs/cgroup "
+        "(another cgroup namespace, or the process was moved out of it); no cgroup.procs "
+        "below the mount point lists PID 77, so the mount point's limits stand in (as the "
+        "JDK does): they may be looser than the process's own",)
+
+
+def test_search_gives_up_after_search_limit_directories(tmp_path, monkeypatch):
+    from pycgroup import discovery
+    from pycgroup.discovery import find_by_procs
+
+    # Depth first, in name order: "", a, a/x, b, b/x: b/x is the 5th directory visited.
+    for relative, pids in (("a/x", "6\n"), ("b/x", "5\n")):
+        (tmp_path / relative).mkdir(parents=True)
+        (tmp_path / relative / "cgroup.procs").write_text(pids)
+    monkeypatch.setattr(discovery, "SEARCH_LIMIT", 5)
+    assert find_by_procs(str(tmp_path), "/../x", "/", 5) == "b/x"
+    monkeypatch.setattr(discovery, "SEARCH_LIMIT", 4)
+    assert find_by_procs(str(tmp_path), "/../x", "/", 5) is None
+
+
+def test_search_with_dotdot_inside_the_path_needs_no_tail(tmp_path):
+    from pycgroup.discovery import find_by_procs
+
+    (tmp_path / "p" / "q").mkdir(parents=True)
+    (tmp_path / "p" / "q" / "cgroup.procs").write_text("5\n")
+    # "/../a/../b": neither a depth nor a trustworthy tail; any directory listing 5 counts.
+    assert find_by_procs(str(tmp_path), "/../a/../b", "/", 5) == "p/q"
+
+
+def test_search_does_not_follow_symbolic_links(tmp_path):
+    from pycgroup.discovery import find_by_procs
+
+    (tmp_path / "elsewhere" / "x").mkdir(parents=True)
+    (tmp_path / "elsewhere" / "x" / "cgroup.procs").write_text("5\n")
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "link").symlink_to(tmp_path / "elsewhere")
+    assert find_by_procs(str(tmp_path / "base"), "/../x", "/", 5) is None
+
+
+def test_defaults_are_this_process_in_this_machines_proc():
+    from pycgroup.discovery import discover, mountinfo_path, procfs_pid
+
+    assert mountinfo_path() == "/proc/self/mountinfo"
+    assert procfs_pid("self") == os.getpid()
+    assert discover() == discover(os.getpid(), "/proc", "/")
+    assert all(p.startswith("/sys/fs/cgroup") for p in discover().paths.values())
+
+
+def test_undecodable_bytes_in_cgroup_paths_survive_discovery(tree):
+    procfs, rootfs = tree("v2")
+    name = b"app\xff.service".decode("utf-8", "surrogateescape")
+    cgroup_file = os.path.join(procfs, "self", "cgroup")
+    with open(cgroup_file, "wb") as f:
+        f.write(b"0::/system.slice/app\xff.service\n")
+    base = os.path.join(rootfs, "sys/fs/cgroup/system.slice")
+    os.rename(os.path.join(base, "app.service"), os.path.join(base, name))
+    mountinfo = os.path.join(procfs, "self", "mountinfo")
+    with open(mountinfo, "rb") as f:
+        text = f.read()
+    with open(mountinfo, "wb") as f:
+        f.write(text + b"99 1 0:99 / /mnt/\xff rw - tmpfs tmpfs rw\n")
+    cg = pycgroup.current(procfs, rootfs)
+    assert cg.paths == {"unified": os.path.join(base, name)} and cg.missing == ()
+
+
+def test_discover_parse_errors_name_the_file(tree):
+    from pycgroup.discovery import discover
+
+    procfs, rootfs = tree("v2")
+    for file in ("mountinfo", "cgroup"):  # cgroup is read first: break mountinfo first
+        path = os.path.join(procfs, "self", file)
+        with open(path, "a") as f:
+            f.write("garbage\n")
+        with pytest.raises(ParseError) as info:
+            discover("self", procfs, rootfs)
+        assert info.value.path == path
+
+
+def test_resolve_places_mount_points_under_the_root_filesystem(tmp_path):
+    memberships = parse_proc_cgroup("0::/\n")
+    mounts = parse_mountinfo("1 0 0:1 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n")
+    assert resolve(memberships, mounts).paths == {"unified": "/sys/fs/cgroup"}  # rootfs "/"
+    (tmp_path / "Xcg").mkdir()
+    mounts = parse_mountinfo("1 0 0:1 / /Xcg rw - cgroup2 cgroup2 rw\n")
+    assert resolve(memberships, mounts, str(tmp_path)).paths == {"unified": str(tmp_path / "Xcg")}
+
+
+def test_with_the_root_filesystem_slash_the_readers_own_mountinfo_wins(tree):
+    from pycgroup.discovery import discover
+
+    procfs, rootfs = tree("host-view")
+    os.mkdir(os.path.join(procfs, "self"))
+    with open(os.path.join(procfs, "4321", "mountinfo")) as f:
+        theirs = f.read()
+    with open(os.path.join(procfs, "self", "mountinfo"), "w") as f:
+        f.write(theirs.replace(" /system.slice/docker-abc.scope /sys/fs/cgroup ",
+                               " / /sys/fs/cgroup "))
+    # Seen from this machine's root, PID 4321's cgroup lies below the reader's mount of /.
+    found = discover(4321, procfs, "/")
+    assert found.hierarchy_roots == {"unified": "/"}
+    assert found.paths == {"unified": "/sys/fs/cgroup/system.slice/docker-abc.scope"}

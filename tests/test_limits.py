@@ -344,3 +344,119 @@ def test_affinity_on_this_machines_proc_is_the_kernels(live_cgroups):
     finally:
         child.kill()
         child.wait()
+
+
+def test_meminfo_without_memtotal_is_a_parse_error_naming_it(tree, backend):
+    from pycgroup.errors import ParseError
+
+    procfs, rootfs = tree("v2")
+    meminfo = os.path.join(procfs, "meminfo")
+    with open(meminfo) as f:
+        text = f.read()
+    write(meminfo, text.replace("MemTotal:        8039424 kB\n", ""))
+    with pytest.raises(ParseError, match=": no MemTotal line$") as info:
+        pycgroup.limits(pycgroup.current(procfs, rootfs), backend)
+    assert info.value.path == meminfo
+
+
+def test_missing_directory_swap_on_hosts_with_and_without_swap(tree, backend):
+    import shutil
+
+    procfs, rootfs = tree("v2")  # SwapTotal 0
+    leaf = os.path.join(rootfs, "sys/fs/cgroup/system.slice/app.service")
+    shutil.rmtree(leaf)
+    cg = pycgroup.current(procfs, rootfs)
+    lim = pycgroup.limits(cg, backend)
+    # The cgroup's allowance is unknown, but a swapless host lets nobody swap.
+    assert (lim.swap_max_bytes, lim.host_swap_bytes, lim.effective_swap_bytes) == (None, 0, 0)
+    assert [p for p in lim.problems if "limits are unavailable" in p] == [
+        f"{name} limits are unavailable: {leaf} does not exist"
+        for name in ("memory", "cpu", "pids")]
+    meminfo = os.path.join(procfs, "meminfo")
+    with open(meminfo) as f:
+        text = f.read()
+    write(meminfo, text.replace("SwapTotal:             0 kB", "SwapTotal:        102400 kB"))
+    lim = pycgroup.limits(cg, backend)
+    assert (lim.host_swap_bytes, lim.effective_swap_bytes) == (104857600, None)
+    write(meminfo, text.replace("SwapTotal:             0 kB\n", ""))
+    lim = pycgroup.limits(cg, backend)
+    assert (lim.host_swap_bytes, lim.effective_swap_bytes) == (None, None)
+
+
+def test_v1_memsw_equal_to_the_memory_limit_allows_no_swap(tree, backend):
+    procfs, rootfs = tree("v1")
+    cg = pycgroup.current(procfs, rootfs)
+    stat = os.path.join(cg.paths["memory"], "memory.stat")
+    with open(stat) as f:
+        text = f.read()
+    write(stat, text.replace("hierarchical_memsw_limit 9223372036854771712",
+                             "hierarchical_memsw_limit 536870912"))
+    assert pycgroup.limits(cg, backend).swap_max_bytes == 0
+
+
+def test_v1_cgroup_with_no_hierarchy_root_known_has_no_hidden_quota_problem(tree, backend):
+    procfs, rootfs = tree("v1")
+    found = pycgroup.current(procfs, rootfs)
+    cg = pycgroup.CGroup("v1", found.paths, found.mount_roots, procfs=procfs)
+    assert cg.hierarchy_roots == {}
+    assert pycgroup.limits(cg, backend).problems == ()
+
+
+def test_v1_hidden_quota_problem_says_where_the_hierarchy_is_mounted_from(tree, backend):
+    procfs, rootfs = tree("docker-v1")
+    cg = pycgroup.current(procfs, rootfs)
+    root = cg.hierarchy_roots["cpu"]
+    assert root != "/"
+    assert pycgroup.limits(cg, backend).problems == (
+        f"cpu: the cpu hierarchy is mounted from {root}, so a tighter CPU quota of a cgroup "
+        "above it cannot be seen from here (the kernel does not expose it; memory limits are "
+        "seen through memory.stat's hierarchical_memory_limit); on the host, `pycgroup info "
+        "--pid <host pid>` sees it",)
+
+
+def test_unknown_affinity_and_no_cpuset_counts_every_cpu_of_this_machine(tree, backend):
+    procfs, rootfs = tree("host-view")
+    write(os.path.join(procfs, "4321", "status"), "Name:\tpy\nPid:\t4321\nNSpid:\t4321\t1\n")
+    cg = pycgroup.of_pid(4321, procfs, rootfs)
+    assert not os.path.exists(os.path.join(cg.paths["unified"], "cpuset.cpus.effective"))
+    lim = pycgroup.limits(cg, backend)
+    assert lim.cpuset_cpus == tuple(range(os.cpu_count()))
+    assert lim.cpu_count == min(os.cpu_count(), math.ceil(lim.cpu_quota_cores))
+
+
+def test_own_affinity_is_the_calling_threads(tree, backend):
+    procfs, rootfs = tree("v1")  # cpuset.effective_cpus 0-1
+    cg = pycgroup.CGroup("v1", pycgroup.current(procfs, rootfs).paths)  # procfs /proc
+    before = os.sched_getaffinity(0)
+    cpu = max(before & {0, 1}) if before & {0, 1} else None
+    if cpu is None or len(before) < 2:
+        pytest.skip("needs two usable CPUs, one of them 0 or 1")
+    os.sched_setaffinity(0, {cpu})
+    try:
+        lim = pycgroup.limits(cg, backend)
+    finally:
+        os.sched_setaffinity(0, before)
+    assert lim.cpuset_cpus == (cpu,) and lim.cpu_count == 1
+
+
+def test_malformed_cpus_allowed_list_is_a_parse_error_naming_the_status_file(tree, backend):
+    from pycgroup.errors import ParseError
+
+    procfs, rootfs = tree("v1")
+    status = os.path.join(procfs, "self", "status")
+    with open(status, "a") as f:
+        f.write("Cpus_allowed_list:\t3-1\n")
+    with pytest.raises(ParseError, match="reversed CPU range") as info:
+        pycgroup.limits(pycgroup.current(procfs, rootfs), backend)
+    assert info.value.path == status
+
+
+def test_removed_cgroup_error_says_so(tree, backend):
+    import shutil
+
+    procfs, rootfs = tree("v2")
+    cg = pycgroup.current(procfs, rootfs)
+    shutil.rmtree(cg.paths["unified"])
+    with pytest.raises(pycgroup.CgroupGone) as info:
+        pycgroup.limits(cg, backend)
+    assert info.value.strerror == "the cgroup was removed"

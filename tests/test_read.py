@@ -335,3 +335,139 @@ def test_live_v1_weight_and_soft_limit(live_cgroups, backend):
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == [512, 20, 64 * 2**20,
                                        {"cpu.weight": 20, "memory.soft_limit": 64 * 2**20}]
+
+
+@pytest.mark.parametrize("name, kind, unit", [
+    ("gpu0.energy_mj", "counter", "mJ"), ("gpu1.power_mw", "gauge", "mW"),
+    ("gpu0.violation.power_ns", "counter", "ns"), ("gpu0.util.gpu", "gauge", "percent"),
+    ("gpu0.memory.used", "gauge", "bytes"), ("gpu0.clock_event_reasons", "gauge", "bitmask"),
+    ("io.stat.8:0.rbytes", "counter", "count"), ("io.max.8:0.rbps", "gauge", "count"),
+    ("memory.stat.pgfault", "counter", "count"), ("memory.stat.anon", "gauge", "bytes"),
+    ("memory.working_set", "gauge", "bytes"), ("host.mem.total", "gauge", "bytes"),
+    ("host.swap.free", "gauge", "bytes"), ("host.swap.total", "gauge", "bytes"),
+    ("proc.utime_usec", "counter", "us"), ("proc.rss_bytes", "gauge", "bytes"),
+    ("proc.max_rss_bytes", "gauge", "bytes"), ("cpu.stat.nr_periods", "counter", "count"),
+    ("memory.events.oom", "counter", "count"), ("pids.max", "gauge", "count"),
+    ("pids.current", "gauge", "count"), ("cpu.weight", "gauge", "count"),
+    ("cpu.pressure.some.total", "counter", "us"), ("io.pressure.full.total", "counter", "us"),
+    ("memory.max", "gauge", "bytes"), ("cpu.max.quota_usec", "gauge", "us"),
+])
+def test_kind_and_unit(name, kind, unit):
+    from pycgroup import catalogue
+
+    assert (catalogue.kind(name), catalogue.unit(name)) == (kind, unit)
+
+
+@pytest.mark.parametrize("name", ["gpu0.bogus", "memory.stat.", "memory.stat.a b",
+                                  "memory.stat.a\nb", "io.max", "nope"])
+def test_resolve_refuses_unknown_names_by_name(name):
+    from pycgroup import catalogue
+
+    with pytest.raises(KeyError) as info:
+        catalogue.resolve(name, {"unified": "/cg"}, "/proc", "self")
+    assert info.value.args[0].startswith(f"unknown metric {name!r}")
+    if name == "gpu0.bogus":
+        with pytest.raises(KeyError) as info:
+            catalogue.unit(name)
+        assert info.value.args[0].startswith(f"unknown metric {name!r}")
+    if not name.startswith("memory.stat."):
+        with pytest.raises(KeyError) as info:
+            catalogue.kind(name)
+        assert info.value.args[0].startswith(f"unknown metric {name!r}")
+
+
+def test_unknown_metric_names_at_most_three_close_matches():
+    from pycgroup import catalogue
+
+    assert str(catalogue.unknown_metric("cpu.stat.nr_")) == (
+        "\"unknown metric 'cpu.stat.nr_'; did you mean cpu.stat.nr_bursts, "
+        "cpu.stat.nr_periods, cpu.stat.user_usec?\"")
+    assert str(catalogue.unknown_metric("zzzz")) == "\"unknown metric 'zzzz'\""
+
+
+def test_shares_and_memsw_conversions_at_their_edges():
+    from pycgroup.catalogue import shares_to_weight, swap_of_memsw
+
+    assert shares_to_weight(math.inf) is None and shares_to_weight(None) is None
+    assert (shares_to_weight(1), shares_to_weight(10**6)) == (1, 10000)  # clamped
+    assert swap_of_memsw(4096, 4096) == 0  # memsw == memory: no swap allowed
+    assert swap_of_memsw(None, 4096) is None and swap_of_memsw(4096, None) is None
+    assert swap_of_memsw(math.inf, 4096) == math.inf
+    assert swap_of_memsw(4096, math.inf) is None
+
+
+def test_unavailable_reasons_say_what_is_missing(tree):
+    procfs, rootfs = tree("v1")
+    cg = pycgroup.current(procfs, rootfs)
+    assert cg.explain("io.max.8:0.rbps") == (
+        "io.max.8:0.rbps: unavailable: cgroup v1 has blkio.throttle.* files instead of io.max "
+        "and io.stat, which pycgroup does not read")
+    assert cg.explain("memory.stat.kernel") == (
+        "memory.stat.kernel: unavailable: memory.stat key 'kernel' has no cgroup v1 counterpart")
+    none = pycgroup.CGroup("none", {})
+    assert none.explain("io.max.8:0.rbps") == (
+        "io.max.8:0.rbps: unavailable: no cgroup2 hierarchy is mounted")
+    assert none.explain("memory.stat.anon") == (
+        "memory.stat.anon: unavailable: no memory cgroup hierarchy is mounted")
+    cpu_only = pycgroup.CGroup("v1", {"cpu": cg.paths["cpu"]})
+    assert cpu_only.explain("cpu.stat.usage_usec") == (
+        "cpu.stat.usage_usec: unavailable: no cpuacct cgroup hierarchy is mounted")
+
+
+def test_absent_io_file_reads_as_missing_and_names_the_file(tree, backend):
+    procfs, rootfs = tree("v2")
+    cg = pycgroup.current(procfs, rootfs)
+    io_max = os.path.join(cg.paths["unified"], "io.max")
+    assert not os.path.exists(io_max)
+    assert cg.read(["io.max.8:0.rbps"], backend) == {"io.max.8:0.rbps": None}
+    assert cg.explain("io.max.8:0.rbps") == (
+        f"io.max.8:0.rbps: {io_max} device 8:0 key 'rbps' (unavailable: no such file, "
+        "device or key)")
+
+
+def test_malformed_io_file_leaves_its_names_out_of_metrics(tree):
+    procfs, rootfs = tree("v2")
+    cg = pycgroup.current(procfs, rootfs)
+    with open(os.path.join(cg.paths["unified"], "io.stat"), "w") as f:
+        f.write("8:0 rbytes=1\n")
+    with open(os.path.join(cg.paths["unified"], "io.max"), "w") as f:
+        f.write("not an io.max line\n")
+    names = cg.metrics()
+    assert "io.stat.8:0.rbytes" in names and not any(n.startswith("io.max.") for n in names)
+
+
+def test_process_cpu_clock_is_read_for_this_process_only(tree, backend):
+    for cg in (pycgroup.current(), pycgroup.of_pid(os.getpid())):
+        value = cg.read(["proc.cpu_usec"], backend)["proc.cpu_usec"]
+        assert isinstance(value, int) and value > 0
+    procfs, rootfs = tree("host-view")
+    other = pycgroup.of_pid(4321, procfs, rootfs)
+    assert other.read(["proc.cpu_usec"], backend) == {"proc.cpu_usec": None}
+    assert other.explain("proc.cpu_usec") == (
+        "proc.cpu_usec: unavailable: proc.cpu_usec is read for the sampler's own process "
+        "only; for pid 4321 use proc.utime_usec + proc.stime_usec")
+
+
+def test_peak_rss_of_another_pid_is_its_status_vmhwm(tree, backend):
+    procfs, rootfs = tree("host-view")
+    with open(os.path.join(procfs, "4321", "status"), "a") as f:
+        f.write("VmHWM:\t   2048 kB\n")
+    other = pycgroup.of_pid(4321, procfs, rootfs)
+    assert other.read(["proc.max_rss_bytes"], backend) == {"proc.max_rss_bytes": 2097152}
+
+
+def test_v2_root_pressure_comes_from_proc_pressure(tree):
+    procfs, rootfs = tree("v2-root")
+    cg = pycgroup.current(procfs, rootfs)
+    assert cg.explain("cpu.pressure.some.total") == (
+        f"cpu.pressure.some.total: {procfs}/pressure/cpu key 'some'")
+
+
+def test_file_of_an_unknown_name_is_a_key_error_naming_it():
+    from pycgroup import catalogue
+
+    assert catalogue.file_of("memory.high", "v1") is None
+    assert catalogue.file_of("memory.high", "v2").name == "memory.high"
+    with pytest.raises(KeyError) as info:
+        catalogue.file_of("memory.hihg", "v2")
+    assert info.value.args[0].startswith("unknown metric 'memory.hihg'")

@@ -157,6 +157,8 @@ def test_every_reads_expensive_files_every_nth_tick(tree):
     assert len(changed) > 10
     assert set(changed % 3) == {0}
     assert len(np.flatnonzero(np.diff(data["memory.current"]))) > len(changed)
+    # memory.current matches no pattern: it is read on every tick, odd ones included.
+    assert set((np.flatnonzero(np.diff(data["memory.current"])) + 1) % 2) == {0, 1}
 
 
 # --- the background thread --------------------------------------------------------
@@ -295,3 +297,111 @@ def test_a_file_that_outgrows_its_buffer_is_read_after_the_buffer_grows(tree, ba
     s.sample()
     assert s.data()["memory.stat.inactive_file"].tolist()[0] == 41943040
     assert s.data()["memory.stat.inactive_file"].tolist()[-1] == 77
+
+
+@pytest.mark.parametrize("n", [True, 2.0, "3", -1])
+def test_every_divisor_must_be_a_positive_int(n, backend):
+    with pytest.raises(ValueError, match=r"every\['memory.stat.\*'\] must be an int >= 1"):
+        pycgroup.Sampler(every={"memory.stat.*": n}, backend=backend)
+
+
+def test_every_divisor_of_one_reads_on_every_tick(tree, backend):
+    s = pycgroup.Sampler(V2_METRICS, cgroup=fixture_cgroup(tree), every={"memory.stat.*": 1},
+                         backend=backend)
+    s.sample()
+    assert len(s.data()) == 1
+
+
+def test_smallest_and_odd_capacities(tree, backend):
+    cg = fixture_cgroup(tree)
+    assert pycgroup.Sampler(V2_METRICS, capacity=2, cgroup=cg, backend=backend).capacity == 2
+    assert pycgroup.Sampler(V2_METRICS, capacity=3, cgroup=cg, backend=backend).capacity == 4
+    assert pycgroup.Sampler(V2_METRICS, capacity=5, cgroup=cg, backend=backend).capacity == 8
+
+
+def test_defaults_are_65536_rows_at_1_khz(tree, backend):
+    s = pycgroup.Sampler(V2_METRICS, cgroup=fixture_cgroup(tree), backend=backend)
+    assert (s.capacity, s.period_ns, s.hz) == (65536, 1_000_000, 1000.0)
+    for _ in range(65537):
+        s.mark("step")
+    assert s.stats.marks_dropped == 1  # the mark store also keeps 65536 by default
+
+
+@pytest.mark.parametrize("hz, period_ns", [(1, 1_000_000_000), (1 / 3600, 3_600_000_000_000),
+                                           (100_000, 10_000), (3, 333_333_333)])
+def test_period_of_the_slowest_and_fastest_rates(tree, backend, hz, period_ns):
+    s = pycgroup.Sampler(V2_METRICS, hz=hz, cgroup=fixture_cgroup(tree), backend=backend)
+    assert s.period_ns == period_ns
+    assert s.hz == 1e9 / period_ns
+
+
+@pytest.mark.parametrize("hz, every, gpu_every", [(1000, None, 10), (250, None, 3), (50, None, 1),
+                                                  (1000, {"gpu*": 7}, 7)])
+def test_gpu_metrics_are_read_at_most_at_100_hz_unless_every_says(tree, backend, hz, every,
+                                                                   gpu_every):
+    s = pycgroup.Sampler(V2_METRICS, hz=hz, every=every, cgroup=fixture_cgroup(tree),
+                         backend=backend)
+    assert s.gpu_every == gpu_every
+
+
+def test_samples_carry_the_cgroups_limits_and_the_period(tree, backend):
+    cg = fixture_cgroup(tree)
+    s = pycgroup.Sampler(V2_METRICS, hz=500, cgroup=cg, backend=backend)
+    s.sample()
+    data = s.data()
+    lim = pycgroup.limits(cg)
+    assert data.effective_memory_bytes == lim.effective_memory_bytes == 1073741824
+    assert data.cpu_limit_cores == lim.cpu_quota_cores == 0.5
+    assert data.period_ns == 2_000_000
+    assert data.origin is s.origin and s.origin.period_ns == 2_000_000
+
+
+@pytest.mark.parametrize("last", [-1, True, 1.5])
+def test_data_last_must_be_an_int_of_at_least_zero(tree, backend, last):
+    s = pycgroup.Sampler(V2_METRICS, cgroup=fixture_cgroup(tree), backend=backend)
+    with pytest.raises(ValueError, match=f"last must be an int >= 0, not {last!r}"):
+        s.data(last=last)
+
+
+def test_data_from_a_position(tree, backend):
+    s = pycgroup.Sampler(V2_METRICS, capacity=4, cgroup=fixture_cgroup(tree), backend=backend)
+    times = [s.sample() for _ in range(3)]
+    data, first = s.data_from(0)
+    assert (data.t_ns.tolist(), first) == (times, 0)
+    assert data.effective_memory_bytes == 1073741824 and data.period_ns == s.period_ns
+    times += [s.sample() for _ in range(3)]
+    data, first = s.data_from(0)  # rows 0 and 1 were overwritten
+    assert (data.t_ns.tolist(), first) == (times[2:], 2)
+    data, first = s.data_from(5)
+    assert (data.t_ns.tolist(), first) == (times[5:], 5)
+    for position in (-1, True, 1.0):
+        with pytest.raises(ValueError, match=f"position must be an int >= 0, not {position!r}"):
+            s.data_from(position)
+
+
+def test_mark_returns_the_monotonic_time(tree, backend):
+    s = pycgroup.Sampler(V2_METRICS, cgroup=fixture_cgroup(tree), backend=backend)
+    before = time.monotonic_ns()
+    t = s.mark("x")
+    assert isinstance(t, int) and before <= t <= time.monotonic_ns()
+    assert [(m.t_ns, m.label) for m in s.marks("x")] == [(t, "x")]
+
+
+def test_default_metrics_of_the_v2_root_leave_out_the_derived_usage(tree, backend):
+    s = pycgroup.Sampler(cgroup=fixture_cgroup(tree, "v2-root"), backend=backend)
+    assert "memory.current" not in s.columns  # the root's is derived from /proc/meminfo
+    assert "cpu.stat.usage_usec" in s.columns
+
+
+def test_closed_sampler_refuses_and_says_so(tree, backend):
+    s = pycgroup.Sampler(V2_METRICS, cgroup=fixture_cgroup(tree), backend=backend)
+    s.close()
+    assert s.closed and not s.running
+    with pytest.raises(pycgroup.SamplerClosed,
+                       match="^this Sampler is closed; make a new one to sample again$"):
+        s.data()
+
+
+def test_one_metric_may_be_named_by_a_string(tree, backend):
+    s = pycgroup.Sampler("memory.current", cgroup=fixture_cgroup(tree), backend=backend)
+    assert s.columns == ("memory.current",)

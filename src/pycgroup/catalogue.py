@@ -438,6 +438,8 @@ def unit(name: str) -> str:
     gpu_name = gpu.NAME.fullmatch(name)
     if gpu_name:
         metric = gpu_name[2]
+        if metric not in gpu.METRICS:
+            raise unknown_metric(name)
         return "ns" if metric.startswith("violation.") else _GPU_UNITS.get(metric, "count")
     kind(name)  # KeyError for an unknown name
     if name.endswith(("_usec", ".pressure.some.total", ".pressure.full.total")):
@@ -446,6 +448,6 @@ def unit(name: str) -> str:
         return "count" if kind(name) == COUNTER else "bytes"
     if name.startswith(("memory.events.", "cpu.stat.nr_", "pids.")):
         return "count"
-    if name.startswith(("memory.", "host.mem.")) or name.endswith("_bytes"):
+    if name.startswith(("memory.", "host.mem.", "host.swap.")) or name.endswith("_bytes"):
         return "bytes"
     return "count"
