@@ -104,3 +104,25 @@ def test_a_span_read_before_it_ends_says_so():
     assert sp.delta == {} and sp.duration_s > 0  # a gauge has a peak, not a delta
     assert sp.peak["proc.rss_bytes"] > 0
     s.close()
+
+
+def test_the_binding_refuses_none_for_its_objects():
+    """The compiled classes take their readers and NVML handles as typed arguments: None
+    must be a TypeError, not a NULL dereference (run in a child, so a crash is seen)."""
+    program = textwrap.dedent("""
+        from pycgroup import _native
+        reader = _native.Reader([], 0)
+        engine = _native.Engine(reader, 8, 1_000_000)
+        for call in (lambda: _native.Engine(None, 8, 1_000_000),
+                     lambda: engine.replace_reader(None),
+                     lambda: _native.GpuGroup(None, 0, [], 0, 0)):
+            try:
+                call()
+            except TypeError as e:
+                print("TypeError", e)
+    """)
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 3 and all("got NoneType" in line for line in lines), lines

@@ -252,7 +252,7 @@ cdef class Engine:
     cdef list _gpu_groups
     cdef pcg_gpu **_gpu_pointers
 
-    def __cinit__(self, Reader reader, uint64_t capacity, uint64_t period_ns, every=None):
+    def __cinit__(self, Reader reader not None, uint64_t capacity, uint64_t period_ns, every=None):
         cdef uint32_t *every_c = NULL
         rc = pcg_ring_init(&self._ring, capacity, reader.ncolumns + 1)
         if rc == -EINVAL:
@@ -425,7 +425,7 @@ cdef class Engine:
     def after_fork_in_child(self):
         """Nothing to do: sampler.c's pthread_atfork handler marked the thread gone."""
 
-    def replace_reader(self, Reader reader):
+    def replace_reader(self, Reader reader not None):
         """Reads through another reader of the same shape (after fork); not while running."""
         if pcg_sampler_running(&self._sampler) or reader.ncolumns != self._reader.ncolumns:
             raise RuntimeError("cannot replace the reader of a running sampler")
@@ -522,7 +522,7 @@ cdef class GpuGroup:
     cdef readonly tuple columns
     cdef readonly Py_ssize_t row_length  # the shortest row the bound columns fit in
 
-    def __cinit__(self, Nvml nvml, unsigned int index, columns, unsigned int pid,
+    def __cinit__(self, Nvml nvml not None, unsigned int index, columns, unsigned int pid,
                   uint64_t history_capacity=4096, label=""):
         cdef uint32_t columns_c[64]
         if len(columns) != PCG_GPU_NMETRICS:
