@@ -181,6 +181,34 @@ def steps_table(b: dict) -> list:
     return rows
 
 
+CALLBACKS = [("test_meter_overhead_per_step", "the step meter every callback runs, 1 ms numpy steps"),
+             ("test_lightning_callback_overhead", "Lightning `PycgroupCallback`, a small MLP"),
+             ("test_transformers_callback_overhead", "transformers `PycgroupCallback`, a 2-layer BERT"),
+             ("test_keras_callback_overhead", "Keras `PycgroupCallback` (torch backend), a small MLP")]
+
+
+def _percent(ratio: float) -> str:
+    return f"{(ratio - 1) * 100:+.1f}%"
+
+
+def callbacks_table(b: dict) -> list:
+    """What each framework callback costs a training loop (interleaved blocks)."""
+    rows = ["| framework callback, 200 steps logged every 50 | wall time, median (quartiles) "
+            "| process CPU time, median (quartiles) |", "|---|---|---|"]
+    for name, label in CALLBACKS:
+        if name in b:
+            e = b[name]["extra_info"]
+            rows.append(f"| {label} | {_percent(e['slowdown_median'])} "
+                        f"({_percent(e['slowdown_q1'])}…{_percent(e['slowdown_q3'])}) | "
+                        f"{_percent(e['cpu_ratio_median'])} ({_percent(e['cpu_ratio_q1'])}…"
+                        f"{_percent(e['cpu_ratio_q3'])}) |")
+    for name, label in [("test_meter_step_hooks", "a step's hooks (a span)"),
+                        ("test_meter_collect_after_50_steps", "a logging step's report over 50 steps")]:
+        if name in b:
+            rows.append(f"| {label} | {b[name]['stats']['median'] * 1e6:.1f} µs | |")
+    return rows if len(rows) > 2 else []
+
+
 def gpu_table(b: dict) -> list:
     names = [n for n in b if n.startswith("test_gpu_")]
     if not names:
@@ -233,6 +261,13 @@ def bars(b: dict) -> list:
             r = thread["extra_info"]["ratio"]
             lines.append(f"- sampler thread ≤ 1.5× a bare thread's CPU at 1 kHz: {r:.2f}×, "
                          f"{holds(r <= 1.5)}.")
+    for name, label in CALLBACKS[1:]:
+        if name in b:
+            e = b[name]["extra_info"]
+            worst = max(e["slowdown_median"], e["cpu_ratio_median"])
+            lines.append(f"- {label.split(',')[0]} ≤ 1% of the training loop: "
+                         f"{_percent(e['slowdown_median'])} wall, "
+                         f"{_percent(e['cpu_ratio_median'])} CPU, {holds(worst <= 1.01)}.")
     if "test_gpu_bare_nvml_calls" in b:
         bare, gpu = b["test_gpu_bare_nvml_calls"], b["test_gpu_native_group"]
         pynvml = b.get("test_gpu_nvidia_ml_py")
@@ -249,7 +284,7 @@ def render(data: dict) -> str:
     parts = [f"Measured on {machine(data)}. Times are the minimum over many rounds; "
              "ratios compare minimums from the same run.", ""]
     for table in (sample_table(b), sample_sets_table(b), process_table(b), gpu_table(b), sampler_table(b),
-                  steps_table(b), schedule_table(b), scaling_table(b)):
+                  steps_table(b), callbacks_table(b), schedule_table(b), scaling_table(b)):
         if table:
             parts += table + [""]
     parts += ["Bars (ratios here are medians of interleaved back-to-back blocks, which cancel "
