@@ -380,9 +380,9 @@ def test_unknown_metric_names_at_most_three_close_matches():
     from pycgroup import catalogue
 
     assert str(catalogue.unknown_metric("cpu.stat.nr_")) == (
-        "\"unknown metric 'cpu.stat.nr_'; did you mean cpu.stat.nr_bursts, "
-        "cpu.stat.nr_periods, cpu.stat.user_usec?\"")
-    assert str(catalogue.unknown_metric("zzzz")) == "\"unknown metric 'zzzz'\""
+        "unknown metric 'cpu.stat.nr_'; did you mean cpu.stat.nr_bursts, "
+        "cpu.stat.nr_periods, cpu.stat.user_usec?")
+    assert str(catalogue.unknown_metric("zzzz")) == "unknown metric 'zzzz'"
 
 
 def test_shares_and_memsw_conversions_at_their_edges():
