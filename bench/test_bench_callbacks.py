@@ -86,9 +86,11 @@ def test_meter_overhead_per_step(benchmark):
     def block(with_meter: bool) -> Clock:
         if not with_meter:
             meter.sampler.stop()  # the bare block runs with no sampler at all
+            time.sleep(0.002)  # both blocks start after the same sleep (warm caches)
             return meter_block(None)
         meter.sampler.start()
         meter.reset_window()
+        time.sleep(0.002)
         return meter_block(meter)
 
     interleaved(benchmark, block)
