@@ -45,6 +45,21 @@ class Clock:
         self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
 
 
+class ClockFromFirstStep:
+    """Mixed into a framework's callback: a Clock from the first training step to the
+    end of training (setup and teardown left out)."""
+
+    clock = None
+
+    def first_step(self):
+        if self.clock is None:
+            self.clock = Clock()
+            self.clock.start()
+
+    def training_ended(self):
+        self.clock.stop()
+
+
 def interleaved(benchmark, run) -> None:
     """Runs run(False) and run(True) (each returning a stopped Clock) PAIRS times back to
     back; records the median wall and CPU ratios of with to without."""
@@ -105,17 +120,12 @@ def test_lightning_callback_overhead(benchmark, tmp_path):
 
     torch.set_num_threads(1)
 
-    class Timer(pl.Callback):
-        def __init__(self):
-            self.clock = None
-
+    class Timer(ClockFromFirstStep, pl.Callback):
         def on_train_batch_start(self, *args):
-            if self.clock is None:
-                self.clock = Clock()
-                self.clock.start()
+            self.first_step()
 
         def on_train_end(self, *args):
-            self.clock.stop()
+            self.training_ended()
 
     class MLP(pl.LightningModule):
         def __init__(self):
@@ -158,17 +168,12 @@ def test_transformers_callback_overhead(benchmark, tmp_path):
 
     torch.set_num_threads(1)
 
-    class Timer(transformers.TrainerCallback):
-        def __init__(self):
-            self.clock = None
-
+    class Timer(ClockFromFirstStep, transformers.TrainerCallback):
         def on_step_begin(self, args, state, control, **kwargs):
-            if self.clock is None:
-                self.clock = Clock()
-                self.clock.start()
+            self.first_step()
 
         def on_train_end(self, args, state, control, **kwargs):
-            self.clock.stop()
+            self.training_ended()
 
     class Tokens(torch.utils.data.Dataset):
         def __len__(self):
@@ -210,18 +215,12 @@ def test_keras_callback_overhead(benchmark, monkeypatch):
         pytest.skip(f"keras was imported with the {keras.backend.backend()} backend")
     from pycgroup.integrations.keras import PycgroupCallback
 
-    class Timer(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.clock = None
-
+    class Timer(ClockFromFirstStep, keras.callbacks.Callback):
         def on_train_batch_begin(self, batch, logs=None):
-            if self.clock is None:
-                self.clock = Clock()
-                self.clock.start()
+            self.first_step()
 
         def on_train_end(self, logs=None):
-            self.clock.stop()
+            self.training_ended()
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(STEPS * 32, 64)).astype("float32")
