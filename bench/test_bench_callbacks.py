@@ -62,12 +62,17 @@ class ClockFromFirstStep:
 
 def interleaved(benchmark, run) -> None:
     """Runs run(False) and run(True) (each returning a stopped Clock) PAIRS times back to
-    back; records the median wall and CPU ratios of with to without."""
+    back, the one or the other first in turn (a run can leave the next one warmer or
+    colder: a fixed order would count that as the callback's); records the median wall
+    and CPU ratios of with to without."""
 
     def pairs():
         walls, cpus = [], []
-        for _ in range(PAIRS):
-            alone, metered = run(False), run(True)
+        for pair in range(PAIRS):
+            if pair % 2:
+                metered, alone = run(True), run(False)
+            else:
+                alone, metered = run(False), run(True)
             walls.append(metered.wall / alone.wall)
             cpus.append(metered.cpu / alone.cpu)
         benchmark.extra_info.update(median_ratio(walls))
