@@ -54,6 +54,8 @@ class PureEngine:
         self._gpu_every = 1
         # (clock fields -> row column, divisor) of the two clock groups
         self._clocks: list[tuple[dict[str, int], int]] = []
+        # the CPU clock's group alone: what a span's copied row reads afresh
+        self._cpu_clock: dict[str, int] = {}
 
     def set_gpus(self, groups: Sequence[PureGpuGroup], every: int) -> None:
         with self._lifecycle:
@@ -69,8 +71,9 @@ class PureEngine:
             raise RuntimeError("cannot change the clocks of a running sampler")
         clock = {field: column + 1 for field, column in columns.items()}
         # Two groups, as in the C core: the CPU clock, and what one getrusage() fills.
+        self._cpu_clock = {f: c for f, c in clock.items() if f == "cpu_usec"}
         self._clocks = [(group, max(1, every)) for group, every in (
-            ({f: c for f, c in clock.items() if f == "cpu_usec"}, cpu_every),
+            (self._cpu_clock, cpu_every),
             ({f: c for f, c in clock.items() if f != "cpu_usec"}, rusage_every)) if group]
 
     @property
@@ -159,12 +162,11 @@ class PureEngine:
                 self._take_row(None)
                 return [self._position - 1,
                         *self._rows[(self._position - 1) % self.capacity].tolist()]
-            row = self._rows[(self._position - 1) % self.capacity].copy()
-        # A copied row gets the process CPU clock read afresh, as in the C core.
-        for clock, _ in self._clocks:
-            if "cpu_usec" in clock:
-                process_clock.read_into({"cpu_usec": clock["cpu_usec"]}, row)
-        return [self._position - 1, *row.tolist()]
+            position = self._position - 1
+            row = self._rows[position % self.capacity].copy()
+        if self._cpu_clock:  # a copied row gets the CPU clock read afresh, as in C
+            process_clock.read_into(self._cpu_clock, row)
+        return [position, *row.tolist()]
 
     def boundary(self, exact: bool) -> bytes:
         """As pycgroup._native.Engine.boundary."""

@@ -47,8 +47,8 @@ DEFAULT_METRICS = (
 #: is the tick rate over this, rounded up). Only CPU usage and throttling (cpu.stat; v1's
 #: cpuacct.usage and cpu.stat) and memory.current are read on every tick: they move
 #: within a step, and each file read costs the thread microseconds on every tick.
-#: 100 Hz: this process's clocks (a system call each, no file): proc.cpu_usec's delta over
-#: a step is late by at most 10 ms. 10 Hz: every other file: memory.stat (a walk of every
+#: 100 Hz: this process's clocks (a system call each, no file); a span reads
+#: proc.cpu_usec afresh at its boundaries, so a step's process CPU stays exact. 10 Hz: every other file: memory.stat (a walk of every
 #: counter it prints, several times the cost of memory.current; the kernel itself flushes
 #: its counters every 2 s), memory.events and PSI (cumulative, they move slowly), v1's
 #: user/system split (files of their own there; on v2 it is in cpu.stat, read every tick),
@@ -106,8 +106,9 @@ class SamplerStats:
         overruns: Deadlines the thread missed because it was late.
         read_errors: File reads that failed (their columns hold MISSING).
         last_error: The latest failed read's error, or None.
-        period_error_p50_us: How late the thread woke after its deadlines (median; also
-            ``period_error_p99_us`` and ``period_error_max_us``).
+        lateness_p50_us: How late the thread woke after its deadlines (median; also
+            ``lateness_p99_us`` and ``lateness_max_us``; the ``period_error_*`` names of
+            0.1 are deprecated aliases).
         marks_dropped: Marks pushed out of the bounded mark store by newer ones.
         spans_dropped: Finished spans let go by steps()' store (still in summary())."""
 
