@@ -462,10 +462,11 @@ size_t pcg_sampler_fill(pcg_sampler *s)
 }
 
 /* Returns 0 after reading the process CPU clock into row (timestamp first), 1 when it is
- * not sampled. The clock's binding changes only while no thread runs. */
+ * not sampled or the thread reads it on every tick (the row is then as fresh for it as
+ * for every other column). The clock's binding changes only while no thread runs. */
 int pcg_sampler_refresh_cpu_clock(const pcg_sampler *s, int64_t *row)
 {
-    if (!s->has_clock_cpu)
+    if (!s->has_clock_cpu || s->clock_cpu_every == 1)
         return 1;
     return pcg_process_clock_read(&s->clock_cpu, row + 1);
 }

@@ -114,8 +114,8 @@ size_t pcg_sampler_fill(pcg_sampler *s);
 
 /* Returns 0 after reading this process's CPU clock (proc.cpu_usec) into row, a row as the
  * ring holds it (timestamp first), when the sampler reads that clock; 1 when it does not.
- * A span copies the newest row at its boundaries and reads this clock afresh: a system
- * call, where the thread reads the clock at 100 Hz by default. */
+ * A span copies the newest row at its boundaries and reads this clock afresh (a system
+ * call) where the thread reads it less often than every tick; 1 also then. */
 int pcg_sampler_refresh_cpu_clock(const pcg_sampler *s, int64_t *row);
 
 /* Returns the CPU time in ns the running thread has used since it started (its

@@ -213,6 +213,24 @@ def test_exact_spans_read_their_own_rows(backend):
     assert sp.start_ns in rows and sp.end_ns in rows
 
 
+def test_a_span_before_enter_and_an_exit_without_enter(backend):
+    s = pycgroup.Sampler(["cpu.stat.usage_usec", "proc.rss_bytes"], backend=backend)
+    sp = s.span("step")
+    assert isinstance(sp, pycgroup.Span) and (sp.label, sp.exact) == ("step", False)
+    assert sp.start_ns is None and sp.end_ns is None and sp.duration_s is None
+    assert repr(sp) == "<Span 'step' open>"
+    with pytest.raises(pycgroup.SpanNotFinished, match="'step' has not finished"):
+        sp.delta
+    with pytest.raises(RuntimeError, match="span 'step' was never entered"):
+        sp.__exit__(None, None, None)
+    assert s.steps("step").to_numpy()["start_ns"].size == 0  # nothing was kept
+    with sp:
+        assert sp.start_ns is not None and sp.end_ns is None
+    assert sp.end_ns >= sp.start_ns and repr(sp).startswith("<Span 'step' 0.0")
+    assert len(s.steps("step").to_numpy()["start_ns"]) == 1
+    s.close()
+
+
 def test_spans_nest_and_run_in_other_threads(backend):
     s = pycgroup.Sampler(["cpu.stat.usage_usec", "proc.rss_bytes"], backend=backend)
     errors = []

@@ -1,14 +1,18 @@
 """Types of the compiled binding built from ``_native.pyx`` (kept in step with it)."""
 
-from typing import Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
-from typing_extensions import Self
+from typing_extensions import Self, disjoint_base
 
 import numpy as np
 from numpy.typing import NDArray
 
 from pycgroup.backends import EngineStats
 from pycgroup.formats import Format, RawValue, SourceSpec
+
+if TYPE_CHECKING:
+    from pycgroup.sampler import Sampler
 
 MISSING: int
 UNLIMITED: int
@@ -64,6 +68,37 @@ class Engine:
     def stats(self) -> EngineStats: ...
     def fill(self) -> int: ...
     def thread_cpu_ns(self) -> int | None: ...
+
+@disjoint_base
+class SpanContext:
+    """What the spans of one native sampler share (see _native.pyx)."""
+
+    def __new__(cls, engine: Engine, max_gap_ns: int, ws_current: int, ws_inactive: int,
+                finished: Callable[[Any], object]) -> Self: ...
+
+@disjoint_base
+class SpanCore:
+    """A span's boundaries, taken in C at enter and exit."""
+
+    @property
+    def label(self) -> str: ...
+    @property
+    def exact(self) -> bool: ...
+    @property
+    def _sampler(self) -> Sampler: ...
+    @property
+    def _start(self) -> bytes | None: ...
+    @property
+    def _end(self) -> bytes | None: ...
+    _cache: Any
+    @property
+    def start_ns(self) -> int | None: ...
+    @property
+    def end_ns(self) -> int | None: ...
+    def __new__(cls, sampler: Sampler, label: str, exact: bool = False) -> Self: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None: ...
 
 class Nvml:
     """libnvidia-ml opened with dlopen and initialised; unloaded when collected."""

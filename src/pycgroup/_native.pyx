@@ -9,6 +9,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from libc.errno cimport EALREADY, EBUSY, EINVAL, EIO, ENODEV, ENOMEM, ESHUTDOWN
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from pycgroup._core.nvml cimport (
     PCG_GPU_HISTORY_KINDS, PCG_GPU_NMETRICS, PCG_GPU_NO_COLUMN, pcg_gpu, pcg_gpu_destroy,
@@ -377,6 +378,9 @@ cdef class Engine:
     def boundary(self, bint exact):
         """Returns a span boundary as bytes of int64 [position, t_ns, columns...]: a copy
         of the newest row, or (exact, or no thread running) of a row read now."""
+        return self._boundary(exact)
+
+    cdef bytes _boundary(self, bint exact):
         cdef uint32_t width = self._ring.width
         cdef bytes out = PyBytes_FromStringAndSize(NULL, (width + 1) * sizeof(int64_t))
         cdef int64_t *buf = <int64_t *>PyBytes_AS_STRING(out)
@@ -398,11 +402,15 @@ cdef class Engine:
             pcg_sampler_refresh_cpu_clock(&self._sampler, row)
         return pos
 
-    def span_end(self, bytes start, bint exact, int64_t t_min, int64_t max_gap_ns,
+    def span_end(self, bytes start not None, bint exact, int64_t t_min, int64_t max_gap_ns,
                  int ws_current, int ws_inactive):
         """Returns a span's end as bytes of int64: [position, t_ns, columns...] (as
         boundary()), then [rows, working-set peak, gaps], then each column's peak over
         the rows from start's position to the end's (see pcg_ring_peaks)."""
+        return self._span_end(start, exact, t_min, max_gap_ns, ws_current, ws_inactive)
+
+    cdef bytes _span_end(self, bytes start, bint exact, int64_t t_min, int64_t max_gap_ns,
+                         int ws_current, int ws_inactive):
         cdef uint32_t width = self._ring.width
         cdef bytes out = PyBytes_FromStringAndSize(NULL, (2 * width + 3) * sizeof(int64_t))
         cdef int64_t *buf = <int64_t *>PyBytes_AS_STRING(out)
@@ -472,6 +480,86 @@ cdef class Engine:
             "lateness_max_us": self._sampler.lateness_max_ns / 1000.0,
             "position": self._ring.committed,
         }
+
+
+cdef int64_t _monotonic_ns() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec * 1000000000 + ts.tv_nsec
+
+
+cdef class SpanContext:
+    """What the spans of one native sampler share: its engine, how far apart rows may
+    be before they count as a gap, where the working set's inputs sit in a row, and the
+    callable a finished span is handed to."""
+
+    cdef Engine engine
+    cdef int64_t max_gap_ns
+    cdef int ws_current, ws_inactive
+    cdef object finished
+
+    def __cinit__(self, Engine engine not None, int64_t max_gap_ns, int ws_current,
+                  int ws_inactive, finished not None):
+        self.engine = engine
+        self.max_gap_ns = max_gap_ns
+        self.ws_current = ws_current
+        self.ws_inactive = ws_inactive
+        self.finished = finished
+
+
+cdef class SpanCore:
+    """A span's boundaries, taken in C: enter and exit each copy the newest row the
+    thread published (or, exact or with no thread running, read one), so that neither
+    runs a line of Python. pycgroup.spans.Span computes the figures from them."""
+
+    cdef readonly object label
+    cdef readonly bint exact
+    cdef readonly object _sampler
+    cdef readonly bytes _start
+    cdef readonly bytes _end
+    cdef public object _cache
+    cdef SpanContext _context
+    cdef bint _sync
+    cdef int64_t _start_ns, _end_ns
+    cdef object __weakref__
+
+    def __cinit__(self, sampler, label, bint exact=False):
+        self._context = <SpanContext?>sampler._span_context
+        self._sampler = sampler
+        self.label = label
+        self.exact = exact
+
+    @property
+    def start_ns(self):
+        """When the block began (CLOCK_MONOTONIC ns), None before enter."""
+        return self._start_ns if self._start is not None else None
+
+    @property
+    def end_ns(self):
+        """When the block ended (CLOCK_MONOTONIC ns), None before exit."""
+        return self._end_ns if self._end is not None else None
+
+    def __enter__(self):
+        cdef Engine engine = self._context.engine
+        # Without a running thread the newest row may be old: read one now instead.
+        self._sync = self.exact or not pcg_sampler_running(&engine._sampler)
+        self._start_ns = _monotonic_ns()
+        self._start = engine._boundary(self._sync)
+        if self._sync:  # the row read at enter is the boundary
+            self._start_ns = (<const int64_t *>PyBytes_AS_STRING(self._start))[1]
+        return self
+
+    def __exit__(self, exc_type, exc, traceback):
+        cdef SpanContext context = self._context
+        if self._start is None:
+            raise RuntimeError(f"span {self.label!r} was never entered")
+        self._end = context.engine._span_end(self._start, self._sync, self._start_ns,
+                                             context.max_gap_ns, context.ws_current,
+                                             context.ws_inactive)
+        self._end_ns = _monotonic_ns()
+        if self._sync:
+            self._end_ns = (<const int64_t *>PyBytes_AS_STRING(self._end))[1]
+        context.finished(self)
 
 
 cdef class Nvml:

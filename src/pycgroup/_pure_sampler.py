@@ -56,6 +56,7 @@ class PureEngine:
         self._clocks: list[tuple[dict[str, int], int]] = []
         # the CPU clock's group alone: what a span's copied row reads afresh
         self._cpu_clock: dict[str, int] = {}
+        self._refresh_cpu_clock = False
 
     def set_gpus(self, groups: Sequence[PureGpuGroup], every: int) -> None:
         with self._lifecycle:
@@ -72,6 +73,7 @@ class PureEngine:
         clock = {field: column + 1 for field, column in columns.items()}
         # Two groups, as in the C core: the CPU clock, and what one getrusage() fills.
         self._cpu_clock = {f: c for f, c in clock.items() if f == "cpu_usec"}
+        self._refresh_cpu_clock = bool(self._cpu_clock) and cpu_every > 1
         self._clocks = [(group, max(1, every)) for group, every in (
             (self._cpu_clock, cpu_every),
             ({f: c for f, c in clock.items() if f != "cpu_usec"}, rusage_every)) if group]
@@ -164,7 +166,7 @@ class PureEngine:
                         *self._rows[(self._position - 1) % self.capacity].tolist()]
             position = self._position - 1
             row = self._rows[position % self.capacity].copy()
-        if self._cpu_clock:  # a copied row gets the CPU clock read afresh, as in C
+        if self._refresh_cpu_clock:  # a copied row gets a slow CPU clock afresh, as in C
             process_clock.read_into(self._cpu_clock, row)
         return [position, *row.tolist()]
 

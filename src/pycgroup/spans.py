@@ -9,6 +9,7 @@ when no thread is running, the span reads a row itself at enter and at exit inst
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, TypedDict
@@ -17,6 +18,8 @@ from pycgroup.errors import SpanNotFinished
 from pycgroup.formats import MISSING, UNLIMITED
 
 if TYPE_CHECKING:
+    from typing_extensions import Self
+
     from pycgroup.sampler import Sampler
     from pycgroup.samples import Throttling
 
@@ -55,45 +58,29 @@ class Span:
     - ``boundary_error_ns``: how far the rows used lie from start_ns and end_ns (at most
       about one sampling period while the thread runs; 0 with exact=True).
 
-    A Span holds two rows' worth of bytes, never a ring-sized array."""
+    A Span holds two rows' worth of bytes, never a ring-sized array. The boundaries are
+    taken by the backend's span class (``_native.SpanCore`` in C, PureSpan here); the
+    figures below are computed from them on first access."""
 
-    __slots__ = ("label", "exact", "start_ns", "end_ns", "_sampler", "_start", "_end",
-                 "_cache", "_sync", "__weakref__")
+    # The attributes below are the backend class's (the C core's fields, or PureSpan's
+    # slots): a mixin adds none, so that it can sit beside a C base. (Hidden from mypy,
+    # which would read the empty __slots__ as forbidding those attributes.)
+    if not TYPE_CHECKING:
+        __slots__ = ()
 
-    def __init__(self, sampler: Sampler, label: str, exact: bool = False):
-        self._sampler = sampler
-        self.label = label
-        self.exact = exact
-        self.start_ns: int | None
-        self.end_ns: int | None
-        self.start_ns = self.end_ns = None
-        self._start: bytes | None
-        self._end: bytes | None
-        self._cache: _Decoded | None
-        self._start = self._end = self._cache = None
-        self._sync = exact
+    label: str
+    exact: bool
+    start_ns: int | None
+    end_ns: int | None
+    _sampler: Sampler
+    _start: bytes | None  # int64 [position, t_ns, columns...], see Engine.boundary
+    _end: bytes | None  # the same, then [rows, working-set peak, gaps, peaks...]
+    _cache: _Decoded | None
 
-    def __enter__(self) -> "Span":
-        engine = self._sampler._engine
-        # Without a running thread the newest row may be old: read one now instead.
-        self._sync = sync = self.exact or not engine.running
-        self.start_ns = _monotonic_ns()
-        self._start = engine.boundary(sync)
-        if sync:  # the row read at enter is the boundary
-            self.start_ns = int.from_bytes(self._start[8:16], "little", signed=True)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        sampler = self._sampler
-        layout = sampler._layout
-        assert self._start is not None and self.start_ns is not None  # set by __enter__
-        self._end = sampler._engine.span_end(self._start, self._sync, self.start_ns,
-                                             2 * layout.period_ns, layout.ws_current,
-                                             layout.ws_inactive)
-        self.end_ns = _monotonic_ns()
-        if self._sync:
-            self.end_ns = int.from_bytes(self._end[8:16], "little", signed=True)
-        sampler._spans.add(self)
+    if TYPE_CHECKING:  # provided by the backend's class
+        def __init__(self, sampler: Sampler, label: str, exact: bool = False) -> None: ...
+        def __enter__(self) -> Self: ...
+        def __exit__(self, *exc: object) -> None: ...
 
     def __repr__(self) -> str:
         if self._end is None:
@@ -186,3 +173,55 @@ class Span:
             decoded["throttling"] = replace(result, memory_headroom_bytes=headroom,
                                             complete=decoded["complete"])
         return decoded["throttling"]
+
+
+class PureSpan(Span):
+    """The pure-Python twin of ``_native.SpanCore``: the same boundaries, taken through
+    the pure engine's boundary() and span_end()."""
+
+    __slots__ = ("label", "exact", "start_ns", "end_ns", "_sampler", "_start", "_end",
+                 "_cache", "_sync", "__weakref__")
+
+    def __init__(self, sampler: Sampler, label: str, exact: bool = False):
+        self._sampler = sampler
+        self.label = label
+        self.exact = exact
+        self.start_ns = self.end_ns = None
+        self._start = self._end = self._cache = None
+        self._sync = exact
+
+    def __enter__(self) -> Self:
+        engine = self._sampler._engine
+        # Without a running thread the newest row may be old: read one now instead.
+        self._sync = sync = self.exact or not engine.running
+        self.start_ns = _monotonic_ns()
+        self._start = engine.boundary(sync)
+        if sync:  # the row read at enter is the boundary
+            self.start_ns = int.from_bytes(self._start[8:16], "little", signed=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        sampler = self._sampler
+        layout = sampler._layout
+        if self._start is None or self.start_ns is None:
+            raise RuntimeError(f"span {self.label!r} was never entered")
+        self._end = sampler._engine.span_end(self._start, self._sync, self.start_ns,
+                                             2 * layout.period_ns, layout.ws_current,
+                                             layout.ws_inactive)
+        self.end_ns = _monotonic_ns()
+        if self._sync:
+            self.end_ns = int.from_bytes(self._end[8:16], "little", signed=True)
+        sampler._spans.add(self)
+
+
+@functools.cache
+def span_class(backend: str) -> type[Span]:
+    """Returns the class whose instances Sampler.span() returns on this backend."""
+    if backend == "native":
+        from pycgroup._native import SpanCore
+
+        class NativeSpan(Span, SpanCore):
+            __slots__ = ()
+
+        return NativeSpan
+    return PureSpan
