@@ -101,7 +101,7 @@ def test_memory_per_finished_span(benchmark, cgroup):
 
 def numpy_step(a=np.linspace(0.0, 1.0, 40_000)):
     """About 2 ms of numpy work on this machine class (the bench records the actual)."""
-    for _ in range(12):
+    for _ in range(22):
         a = np.sqrt(a * a + 1.0)
     return a
 
