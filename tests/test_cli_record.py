@@ -227,3 +227,56 @@ def test_plot_selected_metrics(tmp_path):
     done = subprocess.run(["pycgroup", "plot", str(tmp_path / "absent.npz")],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "absent.npz" in done.stderr
+
+
+def _quota_samples(memory_max):
+    """3 s at 1 kHz of a command under a 0.5-core quota with 100 ms CFS periods: it runs
+    the first half of every period and is throttled in each one."""
+    from pycgroup.samples import ClockAnchor, Origin, Samples
+    t_ms = np.arange(3001)
+    ran_ms = (t_ms // 100) * 50 + np.minimum(t_ms % 100, 50)
+    periods = t_ms // 100
+    memory = np.full(len(t_ms), 50 * 2**20)
+    rows = np.stack([t_ms * 1_000_000, ran_ms * 1000, periods, periods, memory], axis=1)
+    limits = {"memory_max_bytes": memory_max, "memory_high_bytes": None,
+              "cpu_quota_cores": 0.5}
+    origin = Origin("v2", {"unified": "/q"}, 1, "h", 1_000_000, limits,
+                    ClockAnchor(1_700_000_000_000_000_000, 0))
+    return Samples(rows.astype(np.int64), ("cpu.stat.usage_usec", "cpu.stat.nr_periods",
+                                           "cpu.stat.nr_throttled", "memory.current"),
+                   cpu_limit_cores=0.5, effective_memory_bytes=2**34, origin=origin)
+
+
+def _panels(fig):
+    return {ax.get_title(loc="left"): ax for ax in fig.axes}
+
+
+def test_plot_under_a_quota_draws_throttling_and_steady_cores():
+    pytest.importorskip("matplotlib")
+    from pycgroup.export.plot import cfs_period_s, figure
+    samples = _quota_samples(memory_max=float("inf"))
+    assert cfs_period_s(samples) == pytest.approx(0.1)
+    panels = _panels(figure(samples))
+    (throttled,) = panels["CPU throttled fraction"].get_lines()
+    y = np.asarray(throttled.get_ydata(), dtype=float)
+    # A line is drawn between neighbouring finite points only: windows shorter than the
+    # CFS period leave each period's end alone between gaps, and no line at all.
+    drawn = np.isfinite(y[1:]) & np.isfinite(y[:-1])
+    assert drawn.sum() >= 5
+    assert np.nanmin(y) == pytest.approx(1.0)  # every period was throttled
+    cores = panels["CPU cores used"].get_lines()[0]
+    used = np.asarray(cores.get_ydata(), dtype=float)
+    # Whole periods in every window: the 0.5 cores the quota gives, not 0.25 and 0.75.
+    assert np.nanmax(np.abs(used[:-1] - 0.5)) < 0.06
+    # No memory limit: no memory.max line, nor a legend entry promising one.
+    labels = [line.get_label() for line in panels["Memory"].get_lines()]
+    assert labels == ["current"]
+
+
+def test_plot_draws_a_finite_memory_limit():
+    pytest.importorskip("matplotlib")
+    from pycgroup.export.plot import figure
+    panels = _panels(figure(_quota_samples(memory_max=256 * 2**20)))
+    (limit,) = [line for line in panels["Memory"].get_lines()
+                if line.get_label() == "memory.max"]
+    assert list(limit.get_ydata()) == [256 * 2**20] * 2
