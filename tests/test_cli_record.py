@@ -280,3 +280,14 @@ def test_plot_draws_a_finite_memory_limit():
     (limit,) = [line for line in panels["Memory"].get_lines()
                 if line.get_label() == "memory.max"]
     assert list(limit.get_ydata()) == [256 * 2**20] * 2
+
+
+def test_plot_has_gpu_panels_when_the_recording_has_gpus():
+    pytest.importorskip("matplotlib")
+    from pycgroup.export.plot import figure
+    from test_trace import gpu_samples
+    panels = _panels(figure(gpu_samples()))
+    assert list(panels) == ["Memory", "GPU utilisation", "GPU power", "GPU memory used"]
+    util = {line.get_label(): line for line in panels["GPU utilisation"].get_lines()}
+    assert set(util) == {"gpu0", "gpu1"}
+    assert set(np.asarray(util["gpu0"].get_ydata())) == {97.0}
