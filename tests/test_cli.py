@@ -1,13 +1,20 @@
 """`pycgroup info`, run as a user runs it."""
 
 import json
+import os
+import shutil
 import subprocess
+import sys
 
 import pycgroup
 
+# The pycgroup program installed beside the interpreter running the tests: a bare
+# "pycgroup" would be whichever comes first on PATH, maybe another installation.
+PYCGROUP = shutil.which("pycgroup", path=os.path.dirname(sys.executable)) or "pycgroup"
+
 
 def run(*args):
-    return subprocess.run(["pycgroup", *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run([PYCGROUP, *args], capture_output=True, text=True, timeout=60)
 
 
 def test_info_on_this_machine():

@@ -16,6 +16,10 @@ from pycgroup.cli.watch import BAR_WIDTH, bar
 
 from test_gpu import fake_builds, fake_nvml  # noqa: E402,F401  (the fake NVML fixtures)
 
+# The pycgroup program installed beside the interpreter running the tests: a bare
+# "pycgroup" would be whichever comes first on PATH, maybe another installation.
+PYCGROUP = shutil.which("pycgroup", path=os.path.dirname(sys.executable)) or "pycgroup"
+
 needs_tmux = pytest.mark.skipif(shutil.which("tmux") is None,
                                 reason="tmux is not installed (.ci/provision.d/15-tmux.sh)")
 pytest.importorskip("rich", reason="rich is the watch extra")
@@ -52,7 +56,7 @@ class Pane:
 
 
 def _watch_command(cgroups=None) -> str:
-    watch = f"{shlex.quote(shutil.which('pycgroup'))} watch --hz 100 --refresh 5"
+    watch = f"{shlex.quote(PYCGROUP)} watch --hz 100 --refresh 5"
     if cgroups is None:
         return watch
     joins = "; ".join(f"echo $$ > {shlex.quote(os.path.join(leaf, 'cgroup.procs'))}"
