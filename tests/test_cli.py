@@ -1,13 +1,20 @@
 """`pycgroup info`, run as a user runs it."""
 
 import json
+import os
+import shutil
 import subprocess
+import sys
 
 import pycgroup
 
+# The pycgroup program installed beside the interpreter running the tests: a bare
+# "pycgroup" would be whichever comes first on PATH, maybe another installation.
+PYCGROUP = shutil.which("pycgroup", path=os.path.dirname(sys.executable)) or "pycgroup"
+
 
 def run(*args):
-    return subprocess.run(["pycgroup", *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run([PYCGROUP, *args], capture_output=True, text=True, timeout=60)
 
 
 def test_info_on_this_machine():
@@ -17,9 +24,12 @@ def test_info_on_this_machine():
     assert done.stdout.startswith(f"cgroup mode   {cg.mode}\n")
     for name, path in cg.paths.items():
         assert f"  {name:<11} {path}\n" in done.stdout
-    assert "\nlimits\n" in done.stdout and "\nusage\n" in done.stdout
+    for section in ("limits of the cgroup", "host", "what this process can use",
+                    "usage of the cgroup", "this process alone"):
+        assert f"\n\n{section}" in done.stdout, section
     # The rows span a little under the second asked for on a loaded machine.
-    assert "\nsampled for " in done.stdout and "  cpu cores used     " in done.stdout
+    assert "\nwhat a 1 kHz sampler saw over " in done.stdout
+    assert "  cpu cores used     " in done.stdout
 
 
 def test_info_json_matches_the_api():
@@ -46,13 +56,35 @@ def test_info_on_a_v2_fixture(tree):
     done = run("info", "--procfs", procfs, "--rootfs", rootfs, "--seconds", "0.2")
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    assert "  cpu cores used     0.000 of 0.5\n" in out  # the tree's files do not change
+    # the tree's files do not change
+    assert "  cpu cores used     0.000 of the 0.5-core quota\n" in out
+    assert "  cpu throttled      no CPU period ended while sampling" in out
     assert "cgroup mode   v2\n" in out
-    assert "  memory      1.0 GiB (high 768.0 MiB, swap 0 B)\n" in out
-    assert "  cpu quota   0.5 cores;" in out
-    assert "  memory.current              150.0 MiB\n" in out
-    assert "  cpu.stat.throttled_usec     4.500 s\n" in out
-    assert "  cpu.pressure.some.total     0.123 s\n" in out
+    assert ("\n  memory limit   1.0 GiB\n  memory.high    768.0 MiB\n"
+            "  swap limit     0 B\n") in out
+    assert "  soft limit     does not exist on cgroup v2" in out
+    assert "  cpu quota      0.5 cores\n" in out
+    assert "\nhost\n  memory         7.7 GiB\n  swap           0 B\n" in out
+    assert "  cpus           0.5 (cpus 0,1 of the cpuset and affinity) -> cpu_count 1\n" in out
+    assert "  memory used            150.0 MiB     memory.current\n" in out
+    assert "  time throttled         4.500 s       cpu.stat.throttled_usec\n" in out
+    assert "  CPU stalls (some)      0.123 s       cpu.pressure.some.total\n" in out
+    # The process's own figures are apart from the cgroup's.
+    cgroup_part, process_part = out.split("\nthis process alone\n")
+    assert "proc.rss_bytes" in process_part and "proc." not in cgroup_part
+
+
+def test_info_on_v1_says_what_does_not_exist_there(tree):
+    procfs, rootfs = tree("v1")
+    out = run("info", "--procfs", procfs, "--rootfs", rootfs, "--seconds", "0.2").stdout
+    assert "cgroup mode   v1\n" in out
+    assert "  memory limit   512.0 MiB\n" in out
+    assert "  memory.high    does not exist on cgroup v1 (memory.high is v2 only)\n" in out
+    assert "  memory.low     does not exist on cgroup v1" in out
+    assert "  pressure stalls    - (needs cgroup v2)\n" in out
+    # Neither a limit that cannot exist nor a fraction with no periods reads as a value.
+    assert "high unlimited" not in out and "high unavailable" not in out
+    assert "- of periods" not in out and "\n  cpu throttled      -" not in out
 
 
 def test_info_when_not_in_a_cgroup(tree):
@@ -82,13 +114,16 @@ def test_info_on_a_container_root_seen_from_the_host(tree):
                "--seconds", "0")
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    assert "  memory      200.0 MiB (high unlimited, swap unlimited)\n" in out
-    assert "  swap        host 0 B; usable 0 B\n" in out
-    assert "  protection  low 100.0 MiB, min 0 B, v1 soft limit unavailable\n" in out
-    assert "  cpu quota   0.5 cores; cpuset 0,2,3\n" in out
-    assert "  cpu weight  39\n" in out
-    assert "  io 8:16     rbps 2097152 wbps unlimited riops unlimited wiops 120\n" in out
-    assert "\nio\n  8:0        rbytes 90430464 wbytes 299008000" in out
+    assert ("\n  memory limit   200.0 MiB\n  memory.high    unlimited\n"
+            "  swap limit     unlimited\n  memory.low     100.0 MiB\n"
+            "  memory.min     0 B\n") in out
+    assert "\nwhat pid 4321 can use (the cgroup's limits on this host)\n" in out
+    assert "  swap           0 B\n" in out
+    assert "  cpus           0.5 (cpus 0,2,3 of the cpuset and affinity)" in out
+    assert "  cpu quota      0.5 cores\n" in out
+    assert "  cpu weight     39\n" in out
+    assert "  io 8:16        rbps 2097152 wbps unlimited riops unlimited wiops 120\n" in out
+    assert "\nio of the cgroup\n  8:0        rbytes 90430464 wbytes 299008000" in out
     info = json.loads(run("info", "--json", "--pid", "4321", "--procfs", procfs,
                           "--rootfs", rootfs, "--seconds", "0").stdout)
     assert info["limits"]["memory_high_bytes"] == "unlimited"

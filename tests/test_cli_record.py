@@ -4,6 +4,7 @@ import glob
 import os
 import pty
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,11 +16,15 @@ import pytest
 import pycgroup
 from live import mount_points
 
+# The pycgroup program installed beside the interpreter running the tests: a bare
+# "pycgroup" would be whichever comes first on PATH, maybe another installation.
+PYCGROUP = shutil.which("pycgroup", path=os.path.dirname(sys.executable)) or "pycgroup"
+
 BUSY = "import time\nt = time.time()\nwhile time.time() - t < {s}: pass\n"
 
 
 def record(*args, **kwargs):
-    return subprocess.run(["pycgroup", "record", *args], capture_output=True, text=True,
+    return subprocess.run([PYCGROUP, "record", *args], capture_output=True, text=True,
                           timeout=120, cwd="/", **kwargs)
 
 
@@ -61,7 +66,7 @@ def test_usage_errors(tmp_path):
 def test_follows_a_pid_until_it_exits(tmp_path):
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     out = tmp_path / "pid.npz"
-    recorder = subprocess.Popen(["pycgroup", "record", "-o", str(out), "--hz", "200",
+    recorder = subprocess.Popen([PYCGROUP, "record", "-o", str(out), "--hz", "200",
                                  "--pid", str(sleeper.pid)], stderr=subprocess.PIPE,
                                 text=True, cwd="/")
     deadline = time.monotonic() + 60
@@ -82,7 +87,7 @@ def test_follows_a_pid_until_it_exits(tmp_path):
 
 def test_progress_line_on_a_terminal(tmp_path):
     primary, secondary = pty.openpty()
-    child = subprocess.Popen(["pycgroup", "record", "-o", str(tmp_path / "t.npz"), "--",
+    child = subprocess.Popen([PYCGROUP, "record", "-o", str(tmp_path / "t.npz"), "--",
                               sys.executable, "-c", "import time; time.sleep(1.5)"],
                              stderr=secondary, stdout=subprocess.DEVNULL, cwd="/")
     os.close(secondary)
@@ -131,7 +136,7 @@ def test_new_cgroup_with_a_cpu_quota(tmp_path):
 def test_sigint_leaves_a_loadable_file_and_no_cgroup(tmp_path):
     out = tmp_path / "int.npz"
     recorder = subprocess.Popen(
-        ["pycgroup", "record", "-o", str(out), "--cgroup", "new", "--cpus", "0.5", "--",
+        [PYCGROUP, "record", "-o", str(out), "--cgroup", "new", "--cpus", "0.5", "--",
          sys.executable, "-c", "import time; time.sleep(60)"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/")
     deadline = time.monotonic() + 30
@@ -192,7 +197,7 @@ def test_plot_png_svg_html(tmp_path):
     expected = 3 + ("unified" in cg.paths and os.path.exists(
         os.path.join(cg.paths["unified"], "cpu.pressure")))
     png = tmp_path / "p.png"
-    done = subprocess.run(["pycgroup", "plot", str(path), "-o", str(png)],
+    done = subprocess.run([PYCGROUP, "plot", str(path), "-o", str(png)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert f"{expected} panels -> {png}" in done.stderr
@@ -201,7 +206,7 @@ def test_plot_png_svg_html(tmp_path):
                                round((1.0 + PANEL_HEIGHT_IN * expected) * DPI))
     assert os.path.getsize(png) > 20_000
     svg = tmp_path / "p.svg"
-    assert subprocess.run(["pycgroup", "plot", str(path), "-o", str(svg)],
+    assert subprocess.run([PYCGROUP, "plot", str(path), "-o", str(svg)],
                           timeout=120).returncode == 0
     text = svg.read_text()
     assert len(re.findall(r'<g id="axes_\d+"', text)) == expected
@@ -209,7 +214,7 @@ def test_plot_png_svg_html(tmp_path):
                   "step", "done"):
         assert f"<!-- {title} -->" in text, title
     html = tmp_path / "p.html"
-    assert subprocess.run(["pycgroup", "plot", str(path), "-o", str(html)],
+    assert subprocess.run([PYCGROUP, "plot", str(path), "-o", str(html)],
                           timeout=120).returncode == 0
     page = html.read_text()
     assert page.startswith("<!DOCTYPE html>") and page.count("<svg") == 1
@@ -224,6 +229,70 @@ def test_plot_selected_metrics(tmp_path):
     assert save_plot(r, tmp_path / "m.svg", ["memory.current", "proc.utime_usec"]) == 2
     with pytest.raises(ValueError, match="nothing to plot"):
         save_plot(r, tmp_path / "m.svg", ["pids.current"])
-    done = subprocess.run(["pycgroup", "plot", str(tmp_path / "absent.npz")],
+    done = subprocess.run([PYCGROUP, "plot", str(tmp_path / "absent.npz")],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "absent.npz" in done.stderr
+
+
+def _quota_samples(memory_max):
+    """3 s at 1 kHz of a command under a 0.5-core quota with 100 ms CFS periods: it runs
+    the first half of every period and is throttled in each one."""
+    from pycgroup.samples import ClockAnchor, Origin, Samples
+    t_ms = np.arange(3001)
+    ran_ms = (t_ms // 100) * 50 + np.minimum(t_ms % 100, 50)
+    periods = t_ms // 100
+    memory = np.full(len(t_ms), 50 * 2**20)
+    rows = np.stack([t_ms * 1_000_000, ran_ms * 1000, periods, periods, memory], axis=1)
+    limits = {"memory_max_bytes": memory_max, "memory_high_bytes": None,
+              "cpu_quota_cores": 0.5}
+    origin = Origin("v2", {"unified": "/q"}, 1, "h", 1_000_000, limits,
+                    ClockAnchor(1_700_000_000_000_000_000, 0))
+    return Samples(rows.astype(np.int64), ("cpu.stat.usage_usec", "cpu.stat.nr_periods",
+                                           "cpu.stat.nr_throttled", "memory.current"),
+                   cpu_limit_cores=0.5, effective_memory_bytes=2**34, origin=origin)
+
+
+def _panels(fig):
+    return {ax.get_title(loc="left"): ax for ax in fig.axes}
+
+
+def test_plot_under_a_quota_draws_throttling_and_steady_cores():
+    pytest.importorskip("matplotlib")
+    from pycgroup.export.plot import cfs_period_s, figure
+    samples = _quota_samples(memory_max=float("inf"))
+    assert cfs_period_s(samples) == pytest.approx(0.1)
+    panels = _panels(figure(samples))
+    (throttled,) = panels["CPU throttled fraction"].get_lines()
+    y = np.asarray(throttled.get_ydata(), dtype=float)
+    # A line is drawn between neighbouring finite points only: windows shorter than the
+    # CFS period leave each period's end alone between gaps, and no line at all.
+    drawn = np.isfinite(y[1:]) & np.isfinite(y[:-1])
+    assert drawn.sum() >= 5
+    assert np.nanmin(y) == pytest.approx(1.0)  # every period was throttled
+    cores = panels["CPU cores used"].get_lines()[0]
+    used = np.asarray(cores.get_ydata(), dtype=float)
+    # Whole periods in every window: the 0.5 cores the quota gives, not 0.25 and 0.75.
+    assert np.nanmax(np.abs(used[:-1] - 0.5)) < 0.06
+    # No memory limit: no memory.max line, nor a legend entry promising one.
+    labels = [line.get_label() for line in panels["Memory"].get_lines()]
+    assert labels == ["current"]
+
+
+def test_plot_draws_a_finite_memory_limit():
+    pytest.importorskip("matplotlib")
+    from pycgroup.export.plot import figure
+    panels = _panels(figure(_quota_samples(memory_max=256 * 2**20)))
+    (limit,) = [line for line in panels["Memory"].get_lines()
+                if line.get_label() == "memory.max"]
+    assert list(limit.get_ydata()) == [256 * 2**20] * 2
+
+
+def test_plot_has_gpu_panels_when_the_recording_has_gpus():
+    pytest.importorskip("matplotlib")
+    from pycgroup.export.plot import figure
+    from test_trace import gpu_samples
+    panels = _panels(figure(gpu_samples()))
+    assert list(panels) == ["Memory", "GPU utilisation", "GPU power", "GPU memory used"]
+    util = {line.get_label(): line for line in panels["GPU utilisation"].get_lines()}
+    assert set(util) == {"gpu0", "gpu1"}
+    assert set(np.asarray(util["gpu0"].get_ydata())) == {97.0}

@@ -9,13 +9,18 @@ import sys
 import time
 import uuid
 
+import numpy as np
 import pytest
 
 from pycgroup.cli.watch import BAR_WIDTH, bar
 
 from test_gpu import fake_builds, fake_nvml  # noqa: E402,F401  (the fake NVML fixtures)
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None,
+# The pycgroup program installed beside the interpreter running the tests: a bare
+# "pycgroup" would be whichever comes first on PATH, maybe another installation.
+PYCGROUP = shutil.which("pycgroup", path=os.path.dirname(sys.executable)) or "pycgroup"
+
+needs_tmux = pytest.mark.skipif(shutil.which("tmux") is None,
                                 reason="tmux is not installed (.ci/provision.d/15-tmux.sh)")
 pytest.importorskip("rich", reason="rich is the watch extra")
 
@@ -51,7 +56,7 @@ class Pane:
 
 
 def _watch_command(cgroups=None) -> str:
-    watch = f"{shlex.quote(shutil.which('pycgroup'))} watch --hz 100 --refresh 5"
+    watch = f"{shlex.quote(PYCGROUP)} watch --hz 100 --refresh 5"
     if cgroups is None:
         return watch
     joins = "; ".join(f"echo $$ > {shlex.quote(os.path.join(leaf, 'cgroup.procs'))}"
@@ -70,6 +75,7 @@ def test_bar():
     assert bar(1.7, 4) == "████" and bar(-1, 4) == "░░░░"
 
 
+@needs_tmux
 def test_watch_shows_limits_and_quits_on_q(live_cgroups):
     cgroups = live_cgroups("memory", "cpu", optional=("cpuacct",))
     memory = os.path.join(cgroups.leaves["memory"], "memory.limit_in_bytes")
@@ -102,6 +108,7 @@ def test_watch_shows_limits_and_quits_on_q(live_cgroups):
         pane.close()
 
 
+@needs_tmux
 def test_watch_quits_on_ctrl_c():
     pane = Pane(_watch_command())
     try:
@@ -143,3 +150,51 @@ def test_watch_samples_and_shows_each_gpu(fake_nvml):  # noqa: F811
     shown = {row.label: row.text for row in rows(window, latest, limits, window)}
     assert shown["gpu0 util"] == "97%"
     assert shown["gpu0 memory"].startswith("1.0 GiB of 80")
+
+
+def _window(periods, throttled):
+    """One second of rows: 0.25 cores, `periods` CFS periods, `throttled` of them
+    throttled."""
+    from pycgroup.samples import Samples
+    rows = np.array([[0, 100 * 2**20, 0, 0, 0, 12],
+                     [10**9, 100 * 2**20, 250_000, periods, throttled, 12]], dtype=np.int64)
+    return Samples(rows, ("memory.current", "cpu.stat.usage_usec", "cpu.stat.nr_periods",
+                          "cpu.stat.nr_throttled", "pids.current"))
+
+
+def _shown(window, limits):
+    from pycgroup.cli.watch import rows
+    latest = {name: int(window[name][-1]) for name in window.columns}
+    return {row.label: row for row in rows(window, latest, limits, window)}
+
+
+def test_rows_without_limits_say_so():
+    """UNLIMITED is math.inf: the view says there is no limit rather than 'inf'."""
+    inf = float("inf")
+    limits = {"memory_max_bytes": inf, "memory_high_bytes": inf, "cpu_quota_cores": inf,
+              "effective_cpus": 2.0, "effective_memory_bytes": 8 * 2**30, "pids_max": inf}
+    shown = _shown(_window(0, 0), limits)  # no quota: the kernel counts no periods
+    assert shown["memory"].text == "100.0 MiB of 8.0 GiB (no limit; host memory)"
+    assert shown["memory"].fraction == pytest.approx(100 / 8192)
+    assert "memory.high" not in shown
+    assert shown["cpu cores"].text == "0.25 of 2 cpus (no quota)"
+    assert shown["cpu cores"].fraction == pytest.approx(0.125)
+    assert shown["throttled"].text == "never: no CPU quota"
+    assert shown["pids"].text == "12 of no limit" and shown["pids"].fraction is None
+    assert not [row for row in shown.values() if "inf" in row.text]
+
+
+def test_rows_against_limits():
+    limits = {"memory_max_bytes": 400 * 2**20, "memory_high_bytes": 200 * 2**20,
+              "cpu_quota_cores": 0.5, "effective_cpus": 0.5,
+              "effective_memory_bytes": 400 * 2**20, "pids_max": 48}
+    shown = _shown(_window(10, 4), limits)
+    assert shown["memory"].text == "100.0 MiB of 400.0 MiB limit"
+    assert shown["memory.high"].fraction == pytest.approx(0.5)
+    assert shown["cpu cores"].text == "0.25 of 0.5 quota"
+    assert shown["cpu cores"].fraction == pytest.approx(0.5)
+    assert shown["throttled"].text == "40.0% of CPU periods"
+    assert shown["pids"].text == "12 of 48" and shown["pids"].fraction == pytest.approx(0.25)
+    quiet = _window(0, 0)  # a refresh in which no period ended
+    assert _shown(quiet, limits)["throttled"].text == (
+        "no CPU period ended since the last refresh")

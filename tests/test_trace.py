@@ -187,3 +187,30 @@ def test_steps_become_slices(tmp_path):
         assert e["ts"] == pytest.approx(real / 1000) and e["dur"] == pytest.approx(
             (int(end) - int(start)) / 1000)
     s.close()
+
+
+def gpu_samples():
+    """2 s at 100 Hz of two GPUs: gpu0 busy (97%, 1 GiB, 612 W), gpu1 nearly idle."""
+    t = np.arange(201, dtype=np.int64) * 10_000_000
+    n = len(t)
+    columns = ("memory.current", "gpu0.util.gpu", "gpu0.memory.used", "gpu0.power_mw",
+               "gpu1.util.gpu")
+    rows = np.stack([t, np.full(n, 2**20), np.full(n, 97), np.full(n, 2**30),
+                     np.full(n, 612_000), np.full(n, 5)], axis=1).astype(np.int64)
+    origin = Origin("v2", {"unified": "/x"}, 7, "h", 10_000_000, {},
+                    ClockAnchor(1_700_000_000_000_000_000, 0))
+    return Samples(rows, columns, origin=origin)
+
+
+def test_gpu_counter_tracks(tmp_path):
+    to_chrome_trace(gpu_samples(), tmp_path / "gpu.json")
+    events = check_trace_event_format(json.load(open(tmp_path / "gpu.json")))
+    counters = {}
+    for e in events:
+        if e["ph"] == "C":
+            counters.setdefault(e["name"], []).append(e["args"])
+    assert set(counters) == {"Memory (bytes)", "GPU utilisation (percent)",
+                             "GPU power (W)", "GPU memory used (bytes)"}
+    assert all(a == {"gpu0": 97.0, "gpu1": 5.0} for a in counters["GPU utilisation (percent)"])
+    assert all(a == {"gpu0": 612.0} for a in counters["GPU power (W)"])
+    assert all(a == {"gpu0": 2.0**30} for a in counters["GPU memory used (bytes)"])

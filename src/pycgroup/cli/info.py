@@ -8,7 +8,7 @@ import json
 import math
 import sys
 import time
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from pycgroup import catalogue, gpu
 from pycgroup.cgroup import CGroup, current, of_pid
@@ -109,9 +109,51 @@ def gpu_info() -> dict[str, Any]:
     return {"available": reason is None, "reason": reason, "devices": devices}
 
 
-def format_text(info: dict[str, Any]) -> str:
-    """Returns the human-readable report of gather()."""
+#: What the usage figures are, for a person: (label, how the value reads).
+USAGE_LABELS = {
+    "memory.current": "memory used",
+    "memory.working_set": "working set",
+    "memory.peak": "peak memory used",
+    "memory.swap.current": "swap used",
+    "memory.events.max": "memory limit reached",
+    "memory.events.oom_kill": "OOM kills",
+    "cpu.stat.usage_usec": "CPU time used",
+    "cpu.stat.nr_periods": "CPU periods run",
+    "cpu.stat.nr_throttled": "CPU periods throttled",
+    "cpu.stat.throttled_usec": "time throttled",
+    "cpu.pressure.some.total": "CPU stalls (some)",
+    "memory.pressure.some.total": "memory stalls (some)",
+    "memory.pressure.full.total": "memory stalls (full)",
+    "io.pressure.some.total": "I/O stalls (some)",
+    "pids.current": "processes and threads",
+    "proc.rss_bytes": "resident memory (RSS)",
+    "proc.utime_usec": "user CPU time",
+    "proc.stime_usec": "system CPU time",
+}
+#: Limits that exist on one cgroup version only: field -> (file, the version it is on).
+ONE_VERSION_ONLY = {
+    "memory_high_bytes": ("memory.high", "v2"),
+    "memory_low_bytes": ("memory.low", "v2"),
+    "memory_min_bytes": ("memory.min", "v2"),
+    "memory_soft_limit_bytes": ("memory.soft_limit_in_bytes", "v1"),
+}
+
+
+def format_text(info: dict[str, Any], who: str = "this process") -> str:
+    """Returns the human-readable report of gather(): the cgroup (where it is, its
+    limits, its usage), the host, what the process can use of both, and the process
+    itself; who names the process."""
     lim = info["limits"]
+    memory_version = catalogue.version_for(info["paths"], "memory")
+
+    def limit(field: str, show: Callable[[Any], str] = _bytes) -> str:
+        value = lim[field]
+        if value is None and field in ONE_VERSION_ONLY and memory_version is not None:
+            file, version = ONE_VERSION_ONLY[field]
+            if memory_version != version:
+                return f"does not exist on cgroup {memory_version} ({file} is {version} only)"
+        return show(value)
+
     lines = [f"cgroup mode   {info['mode']}"]
     if info["mode"] == "none":
         lines.append("              not in a cgroup: no cgroup hierarchy is mounted here"
@@ -120,38 +162,49 @@ def format_text(info: dict[str, Any]) -> str:
     for name, path in sorted(info["paths"].items()):
         lines.append(f"  {name:<11} {path}")
     lines += [f"  problem: {p}" for p in info["problems"]]
-    cores = lim["cpu_quota_cores"]
     weight = lim["cpu_weight"]
     if weight is not None and lim["cpu_shares"] is not None:
         weight = f"{weight} (cpu.shares {lim['cpu_shares']})"
     lines += [
         "",
-        "limits",
-        f"  memory      {_bytes(lim['memory_max_bytes'])} (high {_bytes(lim['memory_high_bytes'])},"
-        f" swap {_bytes(lim['swap_max_bytes'])})",
-        f"  host memory {_bytes(lim['host_memory_bytes'])}; effective "
-        f"{_bytes(lim['effective_memory_bytes'])}",
-        f"  swap        host {_bytes(lim['host_swap_bytes'])}; usable "
-        f"{_bytes(lim['effective_swap_bytes'])}",
-        f"  protection  low {_bytes(lim['memory_low_bytes'])}, min "
-        f"{_bytes(lim['memory_min_bytes'])}, v1 soft limit "
-        f"{_bytes(lim['memory_soft_limit_bytes'])}",
-        f"  cpu quota   {_cores(cores)}; cpuset {','.join(map(str, lim['cpuset_cpus']))}",
-        f"  cpus        {lim['effective_cpus']:g} effective -> cpu_count {lim['cpu_count']}",
-        f"  cpu weight  {'unavailable' if weight is None else weight}",
-        f"  pids        {_count(lim['pids_max'])}",
+        "limits of the cgroup (the tightest up its ancestry)",
+        f"  memory limit   {limit('memory_max_bytes')}",
+        f"  memory.high    {limit('memory_high_bytes')}",
+        f"  swap limit     {limit('swap_max_bytes')}",
+        f"  memory.low     {limit('memory_low_bytes')}",
+        f"  memory.min     {limit('memory_min_bytes')}",
+        f"  soft limit     {limit('memory_soft_limit_bytes')}",
+        f"  cpu quota      {_cores(lim['cpu_quota_cores'])}",
+        f"  cpu weight     {'unavailable' if weight is None else weight}",
+        f"  pids limit     {_count(lim['pids_max'])}",
     ]
     for device, values in sorted(lim["io_max"].items()):
-        lines.append(f"  io {device:<8} " + " ".join(
+        lines.append(f"  io {device:<11} " + " ".join(
             f"{k} {_count(v)}" for k, v in values.items()))
     lines += [f"  problem: {p}" for p in lim["problems"] if p not in info["problems"]]
+    lines += [
+        "",
+        "host",
+        f"  memory         {_bytes(lim['host_memory_bytes'])}",
+        f"  swap           {_bytes(lim['host_swap_bytes'])}",
+        "",
+        f"what {who} can use (the cgroup's limits on this host)",
+        f"  memory         {_bytes(lim['effective_memory_bytes'])}",
+        f"  swap           {_bytes(lim['effective_swap_bytes'])}",
+        f"  cpus           {lim['effective_cpus']:g} (cpus {_cpu_list(lim['cpuset_cpus'])} of "
+        f"the cpuset and affinity) -> cpu_count {lim['cpu_count']}",
+    ]
     if info.get("io_stat"):
-        lines += ["", "io"]
+        lines += ["", "io of the cgroup"]
         for device, values in sorted(info["io_stat"].items()):
             lines.append(f"  {device:<10} " + " ".join(f"{k} {v}" for k, v in values.items()))
-    lines += ["", "usage"]
-    for name, value in info["usage"].items():
-        lines.append(f"  {name:<27} {_value(name, value)}")
+    usage = info["usage"]
+    mine = [n for n in usage if n.startswith("proc.")]
+    lines += ["", "usage of the cgroup"]
+    lines += [_usage_line(n, usage[n]) for n in usage if n not in mine]
+    if mine:
+        lines += ["", f"{who} alone"]
+        lines += [_usage_line(n, usage[n]) for n in mine]
     if info["sampled"] is not None:
         lines += ["", *_format_summary(info["sampled"])]
     g = info["gpu"]
@@ -161,6 +214,14 @@ def format_text(info: dict[str, Any]) -> str:
     for d in g["devices"]:
         lines.append(f"  {d['name']:<11} {d.get('uuid') or d.get('unsupported')}")
     return "\n".join(lines)
+
+
+def _usage_line(name: str, value: int | float | None) -> str:
+    return f"  {USAGE_LABELS.get(name, name):<22} {_value(name, value):<13} {name}".rstrip()
+
+
+def _cpu_list(cpus: Sequence[int]) -> str:
+    return ",".join(map(str, cpus)) or "none"
 
 
 def _cores(cores: float | None) -> str:
@@ -179,26 +240,30 @@ def _fraction(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
-def _per_second(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
-
-
 def _format_summary(s: dict[str, Any]) -> list[str]:
-    cores = "-" if s["cpu_cores_used"] is None else f"{s['cpu_cores_used']:.3f}"
     limit = s["cpu_limit_cores"]
-    psi = " ".join(f"{k[4:]} {_fraction(s[k])}" for k in
-                   ("psi_cpu_some", "psi_memory_some", "psi_memory_full", "psi_io_some")
-                   if s[k] is not None)
-    return [
-        f"sampled for {s['interval_s']:.2f} s at 1 kHz ({s['rows']} rows, "
-        f"p99 lateness {s['lateness_p99_us']:.0f} µs)",
-        f"  cpu cores used     {cores} of "
-        f"{'unlimited' if limit is None or math.isinf(limit) else f'{limit:g}'}",
+    quota = limit is not None and not math.isinf(limit)
+    cores = "-" if s["cpu_cores_used"] is None else f"{s['cpu_cores_used']:.3f}"
+    cores += f" of the {limit:g}-core quota" if quota else " (no quota)"
+    per_second = s["cpu_throttled_seconds_per_second"]
+    if s["cpu_throttled_fraction"] is not None:
+        throttled = f"in {_fraction(s['cpu_throttled_fraction'])} of the CPU periods"
+    elif quota:
+        throttled = "no CPU period ended while sampling"
+    else:
+        throttled = "never: no CPU quota"
+    if per_second is not None and (quota or s["cpu_throttled_fraction"] is not None):
         # The kernel counts throttled time once per CPU the cgroup was throttled on, so
-        # this is a rate (up to the number of CPUs), not a fraction of the time.
-        f"  cpu throttled      {_fraction(s['cpu_throttled_fraction'])} of periods, "
-        f"{_per_second(s['cpu_throttled_seconds_per_second'])} s throttled per s "
-        "(summed over CPUs)",
+        # the time is a rate (up to the number of CPUs), not a fraction of the time.
+        throttled += f", {per_second:.3f} s throttled per s (summed over CPUs)"
+    psi = ", ".join(f"{k[4:].replace('_', ' ')} {_fraction(s[k])}" for k in
+                    ("psi_cpu_some", "psi_memory_some", "psi_memory_full", "psi_io_some")
+                    if s[k] is not None)
+    return [
+        f"what a 1 kHz sampler saw over {s['interval_s']:.2f} s ({s['rows']} rows, "
+        f"p99 lateness {s['lateness_p99_us']:.0f} µs)",
+        f"  cpu cores used     {cores}",
+        f"  cpu throttled      {throttled}",
         f"  memory peak        {_bytes(s['memory_current_peak_bytes'])} "
         f"(working set {_bytes(s['memory_working_set_peak_bytes'])}); headroom "
         f"{_bytes(s['memory_headroom_bytes'])}",
@@ -229,5 +294,6 @@ def run(args: argparse.Namespace) -> int:
     except OSError as e:
         print(f"pycgroup: {e}", file=sys.stderr)
         return 1
-    print(json.dumps(to_json(data), indent=2) if args.json else format_text(data))
+    who = "this process" if args.pid is None else f"pid {args.pid}"
+    print(json.dumps(to_json(data), indent=2) if args.json else format_text(data, who))
     return 0

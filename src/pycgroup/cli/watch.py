@@ -6,6 +6,7 @@ quits and the terminal is restored."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import select
 import sys
@@ -63,6 +64,12 @@ def _bytes(n: float) -> str:
     return str(n)
 
 
+def _finite(limit: Any) -> Any:
+    """Returns a limit, or None for no limit (UNLIMITED, which is math.inf) or an
+    unknown one."""
+    return None if limit is None or limit == math.inf else limit
+
+
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:.1%}"
 
@@ -73,7 +80,7 @@ def rows(window: Samples, latest: Mapping[str, int], limits: Mapping[str, Any],
     newest value of each metric, limits the Limits fields, since_start the Samples of
     the whole watch (for event counts)."""
     out: list[Row] = []
-    memory_limit = limits.get("memory_max_bytes")
+    memory_limit = _finite(limits.get("memory_max_bytes"))
     effective: Any = limits.get("effective_memory_bytes")  # an int: Limits always has it
     for name, label in (("memory.current", "memory"), (catalogue.WORKING_SET, "working set")):
         value = latest.get(name)
@@ -83,28 +90,31 @@ def rows(window: Samples, latest: Mapping[str, int], limits: Mapping[str, Any],
             f"of {_bytes(effective)} (no limit; host memory)"
         out.append(Row(label, value / effective if effective else None,
                        f"{_bytes(value)} {of}"))
-    high = limits.get("memory_high_bytes")
-    if high is not None and latest.get("memory.current") is not None:
+    high = _finite(limits.get("memory_high_bytes"))
+    if high and latest.get("memory.current") is not None:
         out.append(Row("memory.high", latest["memory.current"] / high,
                        f"{_bytes(latest['memory.current'])} of {_bytes(high)} high"))
     t = window.throttling()
-    quota = limits.get("cpu_quota_cores")
+    quota = _finite(limits.get("cpu_quota_cores"))
     cpus = limits.get("effective_cpus") or 1
     if t.cpu_cores_used is not None:
-        of = f"of {quota:g} quota" if quota is not None else \
-            f"of {cpus:g} cpus (no quota)"
+        of = f"of {quota:g} quota" if quota else f"of {cpus:g} cpus (no quota)"
         out.append(Row("cpu cores", t.cpu_cores_used / (quota or cpus),
                        f"{t.cpu_cores_used:.2f} {of}"))
-    if t.cpu_throttled_fraction is not None or quota is not None:
+    if t.cpu_throttled_fraction is not None:
         out.append(Row("throttled", t.cpu_throttled_fraction,
-                       f"{_pct(t.cpu_throttled_fraction)} of periods"))
+                       f"{_pct(t.cpu_throttled_fraction)} of CPU periods"))
+    elif quota:
+        out.append(Row("throttled", None, "no CPU period ended since the last refresh"))
+    else:
+        out.append(Row("throttled", None, "never: no CPU quota"))
     for field, label in (("psi_cpu_some", "psi cpu some"), ("psi_memory_some",
                           "psi mem some"), ("psi_memory_full", "psi mem full"),
                          ("psi_io_some", "psi io some")):
         value = getattr(t, field)
         if value is not None:
             out.append(Row(label, value, f"{_pct(value)} of the time stalled"))
-    pids, pids_max = latest.get("pids.current"), limits.get("pids_max")
+    pids, pids_max = latest.get("pids.current"), _finite(limits.get("pids_max"))
     if pids is not None:
         out.append(Row("pids", pids / pids_max if pids_max else None,
                        f"{pids} of {pids_max if pids_max else 'no limit'}"))

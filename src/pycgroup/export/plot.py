@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import html
 import io
+import math
 import os
 from typing import TYPE_CHECKING, Collection, Sequence, Union
 
@@ -14,6 +15,7 @@ import numpy as np
 
 from pycgroup._extras import require
 from pycgroup.export import series as series_module
+from pycgroup.formats import MISSING, UNLIMITED
 from pycgroup.samples import Samples
 
 if TYPE_CHECKING:
@@ -34,6 +36,9 @@ SPAN_COLOURS = ("#4c72b0", "#dd8452")
 MAX_SPAN_LABELS = 40
 PLOT_POINTS = 600  # windows over the recording: finer is noise at a page's width
 PLOT_WINDOW_S = 0.05
+#: The CFS period when a recording does not show its own (the kernel's default, and
+#: what docker --cpus and Kubernetes set).
+DEFAULT_CFS_PERIOD_S = 0.1
 
 
 def _bytes(value: float, _: object = None) -> str:
@@ -57,6 +62,34 @@ def _binary_ticks(ax: Axes, MultipleLocator: type[ticker.MultipleLocator],
             return
 
 
+def cfs_period_s(samples: Samples) -> float:
+    """Returns the CFS period the rows show: the median time per period counted between
+    rows where ``cpu.stat.nr_periods`` grew (the cgroup ran through those periods), or
+    DEFAULT_CFS_PERIOD_S when fewer than two rows grew it."""
+    if "cpu.stat.nr_periods" not in samples or len(samples) < 3:
+        return DEFAULT_CFS_PERIOD_S
+    periods = samples["cpu.stat.nr_periods"]
+    present = (periods != MISSING) & (periods != UNLIMITED)
+    t_ns, periods = samples.t_ns[present], periods[present]
+    grew = np.flatnonzero(np.diff(periods) > 0) + 1
+    if len(grew) < 2:
+        return DEFAULT_CFS_PERIOD_S
+    per_period = np.diff(t_ns[grew]) / np.diff(periods[grew]) / 1e9
+    return float(np.median(per_period))
+
+
+def window_s(samples: Samples) -> float:
+    """Returns the shortest window the panels use: PLOT_WINDOW_S, or two CFS periods
+    under a CPU quota. A window shorter than the period holds at most one period's end,
+    so the throttled fraction would be an isolated point between gaps (drawn as no line
+    at all) and cores used would swing between the run and throttled halves of each
+    period."""
+    quota = samples.cpu_limit_cores
+    if quota is None or not math.isfinite(quota):
+        return PLOT_WINDOW_S
+    return max(PLOT_WINDOW_S, 2 * cfs_period_s(samples))
+
+
 def figure(recording: Union[Recording, Samples], metrics: Collection[str] | None = None,
            title: str | None = None) -> Figure:
     """Returns a matplotlib Figure of a Recording (or Samples): one panel per group of
@@ -73,7 +106,7 @@ def figure(recording: Union[Recording, Samples], metrics: Collection[str] | None
     else:
         samples, marks, steps, gaps = (recording.samples, recording.marks, recording.steps,
                                        recording.gaps)
-    width = series_module.window_ns(samples, points=PLOT_POINTS, floor_s=PLOT_WINDOW_S)
+    width = series_module.window_ns(samples, points=PLOT_POINTS, floor_s=window_s(samples))
     groups = series_module.groups(samples, width, metrics=metrics)
     if not groups:
         raise ValueError("nothing to plot: the recording has none of the metrics the "
@@ -92,6 +125,8 @@ def figure(recording: Union[Recording, Samples], metrics: Collection[str] | None
         for s in group.series:
             ax.plot(seconds(s.t_ns), s.values, linewidth=1.0, label=s.name)
         for label, value in group.limits:
+            if not math.isfinite(value):
+                continue  # unlimited: no line, and no legend entry promising one
             ax.axhline(value, linestyle="--", linewidth=1.0, color="#c44e52", label=label)
         ax.set_title(group.title, loc="left", fontsize=9, pad=3)
         ax.grid(True, alpha=0.3)
