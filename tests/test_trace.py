@@ -82,6 +82,24 @@ def test_chrome_trace_of_a_recording(tmp_path):
     assert min(ts) > 0 and max(ts) <= 2_000_000  # µs after the base, within the rows
 
 
+def test_a_short_last_window_joins_the_one_before():
+    """Rows every 10 ms for 1.005 s in 100 ms windows: the 5 ms tail is no window of its
+    own (a rate over it is noise), while a tail of half a window or more is."""
+    from pycgroup.export.series import groups
+
+    def cores_used(tail_ms):
+        t = np.append(np.arange(0, 1001, 10), 1000 + tail_ms) * 1_000_000
+        rows = np.stack([t, t // 2000], axis=1)  # half a core, in µs of CPU
+        cpu, = groups(Samples(rows, ("cpu.stat.usage_usec",)), 100_000_000)
+        return cpu.series[0]
+
+    series = cores_used(5)
+    assert len(series.t_ns) == 10 and series.t_ns[-1] == 1_005_000_000
+    assert np.diff(np.concatenate([[0], series.t_ns])).min() >= 100_000_000
+    assert np.allclose(series.values, 0.5)
+    assert len(cores_used(50).t_ns) == 11  # half a window: a window of its own
+
+
 def test_chrome_trace_metrics_filter(tmp_path):
     r = made_recording(tmp_path)
     to_chrome_trace(r.samples, tmp_path / "m.json", metrics=["memory.current"])

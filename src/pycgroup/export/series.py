@@ -57,14 +57,21 @@ def window_ns(samples: Samples, points: int = 2000, floor_s: float = 0.01) -> in
 
 
 def _boundaries(t_ns: NDArray[np.int64], width: int) -> NDArray[np.intp]:
-    """Returns the indices of the first row of each window of ``width`` ns."""
+    """Returns the indices of the first row of each window of ``width`` ns, and of the
+    last row. A tail shorter than half a window joins the window before it: a rate over
+    a few rows at the end would be noise (a 5 ms tail of 100 ms windows read 5.6 stall
+    seconds a second)."""
     if not len(t_ns):
         return np.zeros(0, dtype=np.int64)
     edges = np.arange(t_ns[0], t_ns[-1] + width, width)
     index = np.unique(np.searchsorted(t_ns, edges, side="left"))
     index = index[index < len(t_ns)]
-    if index[-1] != len(t_ns) - 1:
-        index = np.append(index, len(t_ns) - 1)
+    last = len(t_ns) - 1
+    if index[-1] != last:
+        if len(index) > 1 and t_ns[last] - t_ns[index[-1]] < width / 2:
+            index[-1] = last
+        else:
+            index = np.append(index, last)
     return index
 
 
