@@ -252,8 +252,11 @@ def test_streaming_loses_no_rows(tmp_path, fmt):
 
 
 def test_streaming_records_gaps_when_the_writer_falls_behind(tmp_path):
-    s = pycgroup.Sampler(["memory.current"], capacity=16)
-    rec = pycgroup.record(s, tmp_path / "gappy.npz", chunk_s=3600)  # the thread never wakes
+    # At 1 Hz the thread that record() starts takes one row before stop(), however late
+    # stop() comes on a loaded host; the writer never wakes (chunk_s): rows below are
+    # flushed by hand.
+    s = pycgroup.Sampler(["memory.current"], capacity=16, hz=1)
+    rec = pycgroup.record(s, tmp_path / "gappy.npz", chunk_s=3600)
     s.stop()
     for _ in range(10):
         s.sample()
