@@ -48,7 +48,8 @@ def test_info_on_a_v2_fixture(tree):
     out = done.stdout
     assert "  cpu cores used     0.000 of 0.5\n" in out  # the tree's files do not change
     assert "cgroup mode   v2\n" in out
-    assert "  memory      1.0 GiB (high 768.0 MiB, swap 0 B)\n" in out
+    assert "  memory      1.0 GiB (high 768.0 MiB)\n" in out
+    assert "  swap        usable 0 B (cgroup allowance 0 B, host 0 B)\n" in out
     assert "  cpu quota   0.5 cores;" in out
     assert "  memory.current              150.0 MiB\n" in out
     assert "  cpu.stat.throttled_usec     4.500 s\n" in out
@@ -82,8 +83,9 @@ def test_info_on_a_container_root_seen_from_the_host(tree):
                "--seconds", "0")
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    assert "  memory      200.0 MiB (high unlimited, swap unlimited)\n" in out
-    assert "  swap        host 0 B; usable 0 B\n" in out
+    assert "  memory      200.0 MiB (high unlimited)\n" in out
+    # A swapless host: an unlimited allowance, and none of it usable.
+    assert "  swap        usable 0 B (cgroup allowance unlimited, host 0 B)\n" in out
     assert "  protection  low 100.0 MiB, min 0 B, v1 soft limit unavailable\n" in out
     assert "  cpu quota   0.5 cores; cpuset 0,2,3\n" in out
     assert "  cpu weight  39\n" in out

@@ -127,12 +127,12 @@ def format_text(info: dict[str, Any]) -> str:
     lines += [
         "",
         "limits",
-        f"  memory      {_bytes(lim['memory_max_bytes'])} (high {_bytes(lim['memory_high_bytes'])},"
-        f" swap {_bytes(lim['swap_max_bytes'])})",
+        f"  memory      {_bytes(lim['memory_max_bytes'])} (high {_bytes(lim['memory_high_bytes'])})",
         f"  host memory {_bytes(lim['host_memory_bytes'])}; effective "
         f"{_bytes(lim['effective_memory_bytes'])}",
-        f"  swap        host {_bytes(lim['host_swap_bytes'])}; usable "
-        f"{_bytes(lim['effective_swap_bytes'])}",
+        # The cgroup's allowance is not what can be swapped: a host without swap has none.
+        f"  swap        usable {_bytes(lim['effective_swap_bytes'])} (cgroup allowance "
+        f"{_bytes(lim['swap_max_bytes'])}, host {_bytes(lim['host_swap_bytes'])})",
         f"  protection  low {_bytes(lim['memory_low_bytes'])}, min "
         f"{_bytes(lim['memory_min_bytes'])}, v1 soft limit "
         f"{_bytes(lim['memory_soft_limit_bytes'])}",
