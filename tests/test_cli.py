@@ -145,3 +145,29 @@ def test_info_labels_throttled_time_as_a_rate_not_a_fraction(tree):
     out = run("info", "--procfs", procfs, "--rootfs", rootfs, "--seconds", "0.2").stdout
     assert "s throttled per s (summed over CPUs)\n" in out
     assert "of the time" not in out
+    # The tree's nr_throttled never moves: gaps, if any, are not put down to the quota.
+    import re
+
+    assert re.search(r"\n  sampler gaps       \d+\n", out), out
+
+
+def test_throttled_gaps_counts_the_gaps_that_nr_throttled_grew_across():
+    import numpy as np
+
+    from pycgroup.cli.info import throttled_gaps
+    from pycgroup.formats import MISSING
+    from pycgroup.samples import Samples
+
+    ms = 1_000_000
+    # Gaps (more than two 1 ms periods) before rows 3, 5 and 7: throttled across the
+    # first only; the third's earlier value could not be read.
+    t = [0, 1, 2, 10, 11, 20, 21, 30]
+    throttled = [0, 0, 0, 1, 1, 1, MISSING, 2]
+    rows = np.array([[ti * ms, n] for ti, n in zip(t, throttled)], dtype=np.int64)
+    data = Samples(rows, ["cpu.stat.nr_throttled"], period_ns=ms)
+    assert data.gaps.tolist() == [3, 5, 7]
+    assert throttled_gaps(data) == (3, 1)
+    rows[:, 1] = 0
+    assert throttled_gaps(Samples(rows, ["cpu.stat.nr_throttled"], period_ns=ms)) == (3, 0)
+    # Without nr_throttled the gaps are still counted; what they coincide with is unknown.
+    assert throttled_gaps(Samples(rows[:, :1], [], period_ns=ms)) == (3, None)

@@ -460,3 +460,32 @@ def test_removed_cgroup_error_says_so(tree, backend):
     with pytest.raises(pycgroup.CgroupGone) as info:
         pycgroup.limits(cg, backend)
     assert info.value.strerror == "the cgroup was removed"
+
+
+def test_in_a_cgroup_whose_hierarchy_is_not_mounted_limits_are_unknown_not_unlimited(
+        tree, backend):
+    procfs, rootfs = tree("none")  # no cgroup mount at all
+    write(os.path.join(procfs, "self", "cgroup"), "0::/kubepods/pod1/app\n")
+    cg = pycgroup.current(procfs, rootfs)
+    assert (cg.mode, cg.unmounted) == ("none", ("unified",))
+    lim = pycgroup.limits(cg, backend)
+    assert lim.memory_max_bytes is lim.cpu_quota_cores is lim.pids_max is None
+    assert lim.swap_max_bytes is None and lim.effective_swap_bytes == 0  # SwapTotal 0
+    assert lim.effective_memory_bytes == lim.host_memory_bytes == 8039424 * 1024
+    assert lim.cpu_count == len(os.sched_getaffinity(0))
+    assert lim.problems == ("unified: hierarchy 0 is not mounted", *(
+        f"{name} limits are unavailable: the process is in a {name} cgroup, but its "
+        "hierarchy is not mounted here" for name in ("memory", "cpu", "pids")))
+
+
+def test_an_unmounted_v1_hierarchy_is_not_read_from_the_v2_one(tree, backend):
+    procfs, rootfs = tree("v2")  # memory.max 1 GiB, cpu 0.5, pids 100 up the v2 ancestry
+    with open(os.path.join(procfs, "self", "cgroup"), "a") as f:
+        f.write("4:memory:/system.slice/app.service\n")  # on v1, where nothing mounts it
+    lim = pycgroup.limits(pycgroup.current(procfs, rootfs), backend)
+    assert lim.memory_max_bytes is lim.memory_high_bytes is lim.swap_max_bytes is None
+    assert lim.memory_low_bytes is None
+    assert lim.cpu_quota_cores == 0.5 and lim.pids_max == 100
+    assert lim.problems == ("memory: hierarchy 4 is not mounted",
+                            "memory limits are unavailable: the process is in a memory cgroup, "
+                            "but its hierarchy is not mounted here")

@@ -130,6 +130,65 @@ def test_info_command_inside_a_limited_cgroup(live_cgroups):
     assert "memory      300.0 MiB" in text and "cpu quota   0.25 cores" in text
 
 
+def jdk_metrics(text: str) -> dict:
+    """The "Key: value" lines of `java -XshowSettings:system`, sizes ("300.00M") in bytes
+    rounded to the printed precision, "Unlimited" as math.inf."""
+    units = {"K": 2**10, "M": 2**20, "G": 2**30}
+    found = {}
+    for line in text.splitlines():
+        key, colon, value = line.strip().partition(": ")
+        if not colon:
+            continue
+        if value == "Unlimited":
+            found[key] = math.inf
+        elif value[-1:] in units and value[:-1].replace(".", "", 1).isdigit():
+            found[key] = round(float(value[:-1]) * units[value[-1]])
+        elif value.lstrip("-").rstrip("us").isdigit():
+            found[key] = int(value.rstrip("us"))
+    return found
+
+
+def test_limits_agree_with_the_jdks_container_detection(live_cgroups):
+    """A peer check wherever a JDK is installed: the JDK's own container detection, run in
+    the same cgroups, reports the same memory, swap, soft limit, CPU quota, CPU count and
+    pids figures (limits set in the leaf, where the JDK looks: it misses tighter parents)."""
+    import shutil
+
+    java = shutil.which("java")
+    if java is None:
+        pytest.skip("no JDK on PATH (java): the peer check needs one")
+    live = live_cgroups("memory", "cpu", "pids")
+    v1 = live.version["memory"] == "v1"
+    live.limit_memory(300 * MiB)
+    swap_file = "memory.memsw.limit_in_bytes" if v1 else "memory.swap.max"
+    swap = os.path.exists(os.path.join(live.leaves["memory"], swap_file))
+    if swap:  # a kernel without swap accounting has no such file
+        live.set("memory", swap_file, 400 * MiB if v1 else 100 * MiB)
+    live.set("memory", "memory.soft_limit_in_bytes" if v1 else "memory.low", 128 * MiB)
+    live.limit_cpu(75000, 50000)
+    live.set("pids", "pids.max", 77)
+    if v1:
+        live.set("cpu", "cpu.shares", 512)
+    done = subprocess.run([java, "-XshowSettings:system", "-version"], preexec_fn=live.join,
+                          cwd="/", capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    jdk = jdk_metrics(done.stderr + done.stdout)
+    if "Memory Limit" not in jdk:
+        pytest.skip(f"this JDK reports no container metrics here: {done.stderr[:300]}")
+    lim = report(live, [])["limits"]
+    assert jdk["Memory Limit"] == lim["memory_max_bytes"] == 300 * MiB
+    if swap:  # the JDK reports memory + swap, as v1's memsw limit does; pycgroup the swap
+        assert jdk["Memory & Swap Limit"] == lim["memory_max_bytes"] + lim["swap_max_bytes"]
+        assert lim["swap_max_bytes"] == 100 * MiB
+    soft = lim["memory_soft_limit_bytes"] if v1 else lim["memory_low_bytes"]
+    assert jdk["Memory Soft Limit"] == soft == 128 * MiB
+    assert jdk["CPU Quota"] / jdk["CPU Period"] == lim["cpu_quota_cores"] == 1.5
+    assert jdk["Effective CPU Count"] == lim["cpu_count"]
+    assert jdk["Maximum Processes Limit"] == lim["pids_max"] == 77
+    if v1:
+        assert jdk["CPU Shares"] == lim["cpu_shares"] == 512
+
+
 def test_cleanup_leaves_nothing_behind():
     """Runs last in this file: every test cgroup made above has been removed (only this
     process's: other test runs on the machine use the same prefix)."""

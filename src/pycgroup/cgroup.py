@@ -42,6 +42,8 @@ class CGroup:
     # controller -> the hierarchy directory its mount shows ("/" unless a subtree).
     hierarchy_roots: dict[str, str] = field(default_factory=dict, repr=False)
     missing: tuple[str, ...] = ()  # directories of paths that did not exist when found
+    # controllers (or "unified") of hierarchies the process is in that are not mounted here
+    unmounted: tuple[str, ...] = ()
     # read()'s cache: (names, backend) -> (plan, derived metrics), least recently used first.
     _plans: OrderedDict[Any, Any] = field(default_factory=OrderedDict, repr=False,
                                           compare=False)
@@ -235,4 +237,4 @@ def of_pid(pid: int | str, procfs: str = "/proc", rootfs: str = "/") -> CGroup:
     """Returns the cgroups of another process (its proc.* metrics are its own)."""
     found = discovery.discover(pid, procfs, rootfs)
     return CGroup(found.mode, found.paths, found.mount_roots, pid, procfs, found.deleted,
-                  found.problems, found.hierarchy_roots, found.missing)
+                  found.problems, found.hierarchy_roots, found.missing, found.unmounted)

@@ -197,6 +197,9 @@ class Hierarchies:
     # field 4): "/" unless the mount shows a subtree (a container's cgroup on v1).
     hierarchy_roots: dict[str, str] = field(default_factory=dict)
     missing: tuple[str, ...] = ()  # directories in paths that did not exist when found
+    # Controllers (or "unified") of the process's hierarchies that no mount shows: it is in
+    # a cgroup there whose limits cannot be read.
+    unmounted: tuple[str, ...] = ()
 
 
 def resolve(memberships: list[Membership], mounts: list[Mount], rootfs: str = "/",
@@ -214,6 +217,7 @@ def resolve(memberships: list[Membership], mounts: list[Mount], rootfs: str = "/
     roots: dict[str, str] = {}
     hierarchy_roots: dict[str, str] = {}
     problems: list[str] = []
+    unmounted: list[str] = []
     for membership in memberships:
         if membership.hierarchy != 0 and not membership.controllers:
             continue  # a v1 hierarchy with no controllers and no name: nothing to read
@@ -226,6 +230,7 @@ def resolve(memberships: list[Membership], mounts: list[Mount], rootfs: str = "/
         candidates = _candidates(membership, mounts, all_controllers)
         if not candidates:
             problems.append(f"{label}: hierarchy {membership.hierarchy} is not mounted")
+            unmounted += names
             continue
         covering = [(m, r) for m in candidates
                     if (r := relative_to_root(membership.path, m.root)) is not None]
@@ -267,7 +272,7 @@ def resolve(memberships: list[Membership], mounts: list[Mount], rootfs: str = "/
     mode = "hybrid" if v1 and v2 else "v1" if v1 else "v2" if v2 else "none"
     deleted = any(m.deleted for m in memberships)
     return Hierarchies(mode, paths, roots, deleted, tuple(problems), hierarchy_roots,
-                       tuple(missing))
+                       tuple(missing), tuple(unmounted))
 
 
 def namespace_pids(status_text: str) -> tuple[int, ...]:

@@ -32,7 +32,7 @@ class Limits:
 
     Each limit is a number, ``pycgroup.UNLIMITED`` (``math.inf``) when nothing limits it,
     or None when it cannot be known here (this cgroup version has no such limit, or its
-    cgroup directory is missing: ``problems`` says which).
+    cgroup directory is missing or not mounted: ``problems`` says which).
 
     Attributes:
         memory_max_bytes: The tightest ``memory.max`` up the ancestry (UNLIMITED if >= host
@@ -163,11 +163,15 @@ class _Walk:
         self.version = catalogue.version_for(cg.paths, controller)
         self.dirs = ancestry(cg, controller if self.version == "v1" else "unified")
         self.missing = bool(self.dirs) and self.dirs[0] in cg.missing
+        # In a hierarchy no mount shows: the controller's own v1 one (whatever v2 shows),
+        # or, with no v1 hierarchy of it, v2's.
+        self.unmounted = controller in cg.unmounted or (
+            self.version is None and "unified" in cg.unmounted)
 
     def sources(self, name: str) -> list[Source]:
         """Returns the sources of a catalogue metric in each directory, leaf first."""
         spec = self.spec(name)
-        if spec is None or self.version is None or self.missing:
+        if spec is None or self.version is None or self.missing or self.unmounted:
             return []
         return [catalogue.source_at(d, spec, self.version) for d in self.dirs]
 
@@ -179,7 +183,10 @@ class _Walk:
         """Returns the tightest of a limit's values up the ancestry: UNLIMITED where no
         directory has the file (v2 writes them only where the controller is enabled, never
         in the root), None where the version has no such limit or the cgroup's directory
-        is missing, and UNLIMITED outside any hierarchy of the controller."""
+        is missing or its hierarchy is not mounted here, and UNLIMITED outside any
+        hierarchy of the controller."""
+        if self.unmounted:
+            return None
         if self.version is None:
             return UNLIMITED
         if self.missing or self.spec(name) is None:
@@ -260,6 +267,9 @@ def limits(cg: CGroup | None = None, backend: str = "native") -> Limits:
     for walk, name in ((memory, "memory"), (cpu, "cpu"), (pids, "pids")):
         if walk.missing:
             problems.append(f"{name} limits are unavailable: {walk.dirs[0]} does not exist")
+        elif walk.unmounted:
+            problems.append(f"{name} limits are unavailable: the process is in a {name} "
+                            "cgroup, but its hierarchy is not mounted here")
     if cpu.version == "v1" and cg.hierarchy_roots.get("cpu", "/") != "/":
         problems.append(
             "cpu: the cpu hierarchy is mounted from " + cg.hierarchy_roots["cpu"] + ", so a "

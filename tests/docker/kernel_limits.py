@@ -112,6 +112,14 @@ class KernelLimits:
             cpuset = read(os.path.join(leaf, "cpuset.cpus.effective"))
         self.cpu_quota = self._cores(quotas)
         self.pids = tightest("pids", "pids.max")
+        self.io_max = {}  # "MAJ:MIN" -> key -> the tightest io.max value up the ancestry
+        if "unified" in self.dirs:
+            for d in ancestry(self.dirs["unified"], points["unified"]):
+                for line in (read(os.path.join(d, "io.max")) or "").splitlines():
+                    device, *pairs = line.split()
+                    mine = self.io_max.setdefault(device, {})
+                    for key, value in (pair.split("=") for pair in pairs):
+                        mine[key] = min(mine.get(key, math.inf), number(value))
         if self.memory >= self.host_memory:
             self.memory = math.inf  # a limit the host cannot reach limits nothing
         affinity = set(os.sched_getaffinity(pid))

@@ -55,21 +55,17 @@ def check_limits(got: dict, k: KernelLimits, cpu_quota: float):
     assert got["effective_cpus"] == pytest.approx(effective)
     assert got["cpu_count"] == max(1, math.ceil(effective))
     assert got["pids_max"] == limit(k.pids)
-    # Fields of Limits added with swap capping, protections and weights (issue #15):
-    # checked whenever the installed pycgroup has them.
-    if "host_swap_bytes" in got:
-        assert got["host_swap_bytes"] == k.host_swap
-        assert got["effective_swap_bytes"] == (0 if k.host_swap == 0 else
-                                               limit(min(k.swap, k.host_swap)))
-    if "cpu_weight" in got:
-        assert got["cpu_weight"] == k.cpu_weight
-    if k.v1 and "cpu_shares" in got:
-        assert got["cpu_shares"] == k.cpu_shares
-    if k.v1 and "memory_soft_limit_bytes" in got:
-        assert got["memory_soft_limit_bytes"] == limit(k.soft_limit)
-    if not k.v1 and "memory_low_bytes" in got:
-        assert got["memory_low_bytes"] == limit(k.memory_low)
-        assert got["memory_min_bytes"] == limit(k.memory_min)
+    # Swap is what the host has, at most: on a swapless host none, whatever the allowance.
+    assert got["host_swap_bytes"] == k.host_swap
+    assert got["effective_swap_bytes"] == (0 if k.host_swap == 0 else
+                                           limit(min(k.swap, k.host_swap)))
+    assert got["cpu_weight"] == k.cpu_weight
+    assert got["cpu_shares"] == (k.cpu_shares if k.v1 else None)
+    assert got["memory_soft_limit_bytes"] == (limit(k.soft_limit) if k.v1 else None)
+    assert got["memory_low_bytes"] == (None if k.v1 else limit(k.memory_low))
+    assert got["memory_min_bytes"] == (None if k.v1 else limit(k.memory_min))
+    assert got["io_max"] == {device: {key: limit(v) for key, v in values.items()}
+                             for device, values in k.io_max.items()}
 
 
 def inside(c) -> dict:
@@ -129,8 +125,9 @@ def test_cgroup_namespace_modes(container, mode):
     check_limits(got["limits"], k, k.own_quota)
 
 
-def host_view(pid: int) -> dict:
-    done = subprocess.run([sys.executable, "-m", "pycgroup", "info", "--pid", str(pid), "--json"],
+def host_view(pid: int, *options: str) -> dict:
+    done = subprocess.run([sys.executable, "-m", "pycgroup", "info", "--pid", str(pid), "--json",
+                           "--seconds", "0", *options],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     info = json.loads(done.stdout)
@@ -150,6 +147,27 @@ def test_host_view_of_a_container(container):
         key = controller if k.v1 else "unified"
         assert info["paths"][key] == k.dirs[key]
     check_limits(info["limits"], k, k.cpu_quota)
+
+
+def test_container_root_seen_from_the_host(container):
+    """The container's own view, taken from the host: `--rootfs /proc/<pid>/root` with the
+    host's procfs and PID, and with the container's procfs and its PID 1 (whose `self` the
+    host has not got, and whose affinity comes from its status, not the host's PID 1): the
+    same paths under that root and the same Limits as pycgroup reports inside."""
+    c = container(["--memory", "300m", "--memory-swap", "400m", "--cpus", "1.5",
+                   "--pids-limit", "99", "--cpuset-cpus", str(CPUS - 1)], REPORT)
+    got = inside(c)
+    root = f"/proc/{c.pid}/root"
+    expected = {name: NO_LIMIT if value == math.inf else value
+                for name, value in got["limits"].items()}
+    for pid, options in ((c.pid, ["--rootfs", root]),
+                         (1, ["--rootfs", root, "--procfs", root + "/proc"])):
+        info = host_view(pid, *options)
+        assert info["mode"] == got["mode"]
+        assert info["paths"] == {name: root + path for name, path in got["paths"].items()}
+        assert info["limits"] == expected
+    assert expected["memory_max_bytes"] == 300 * MiB and expected["pids_max"] == 99
+    assert expected["cpu_quota_cores"] == 1.5 and expected["cpuset_cpus"] == [CPUS - 1]
 
 
 def test_tighter_cgroup_parent(live_cgroups, docker, container):
@@ -172,8 +190,9 @@ def test_tighter_cgroup_parent(live_cgroups, docker, container):
     got = inside(c)["limits"]
     if k.v1:
         check_limits(got, k, k.own_quota)
-        if "problems" in got:  # says the parent's quota cannot be seen from inside
-            assert any("cpu" in p for p in got["problems"]), got["problems"]
+        # ...and says so: the parent's quota cannot be seen from inside.
+        assert any(p.startswith("cpu: the cpu hierarchy is mounted from ")
+                   and "cannot be seen from here" in p for p in got["problems"]), got["problems"]
     else:
         assert got["memory_max_bytes"] == 400 * MiB  # the parent is outside the namespace
 
@@ -210,12 +229,15 @@ s.sample()
 busy.kill()
 d = s.data()
 t = d.throttling()
+from pycgroup.cli.info import throttled_gaps
+gaps, gaps_throttled = throttled_gaps(d)
 names = ["cpu.stat.usage_usec", "cpu.stat.nr_periods", "cpu.stat.nr_throttled",
          "cpu.stat.throttled_usec"]
 print(json.dumps({"first": {n: int(d[n][0]) for n in names},
                   "last": {n: int(d[n][-1]) for n in names},
                   "interval_s": t.interval_s, "limit": t.cpu_limit_cores,
-                  "fraction": t.cpu_throttled_fraction, "rows": len(d)}), flush=True)
+                  "fraction": t.cpu_throttled_fraction, "rows": len(d),
+                  "gaps": gaps, "gaps_throttled": gaps_throttled}), flush=True)
 time.sleep(3600)
 """
 
@@ -246,6 +268,8 @@ def test_live_throttling_inside_a_container(container):
                                             / delta["cpu.stat.nr_periods"])
     # What the quota guarantees: 0.5 core over the window plus one period's 50 ms.
     assert delta["cpu.stat.usage_usec"] / 1e6 <= 0.5 * got["interval_s"] + 0.05
+    # The sampler is throttled with the work: its schedule stalls across throttled periods.
+    assert 1 <= got["gaps_throttled"] <= got["gaps"]
 
 
 OOM = """

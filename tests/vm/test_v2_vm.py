@@ -23,6 +23,8 @@ GUEST_TESTS = [
     "tests/test_live_sampler.py",
     "tests/test_sampler.py::test_removed_cgroup_while_sampling_counts_errors_and_keeps_going",
     "tests/test_gpu.py::test_without_nvml_gpu_metrics_are_unavailable_and_cgroups_work",
+    # unshare -C, then moved: the cgroup outside its mount's root, found by cgroup.procs.
+    "tests/test_discovery.py::test_live_process_moved_out_of_its_cgroup_namespace_is_found",
 ]
 # Tests that set limits in v2 cgroups: each must have passed in the guest, not skipped.
 MUST_PASS = [
@@ -33,6 +35,7 @@ MUST_PASS = [
     "test_memory_follows_an_allocating_child[native]",
     "test_removed_cgroup_while_sampling_counts_errors_and_keeps_going[native]",
     "test_without_nvml_gpu_metrics_are_unavailable_and_cgroups_work",
+    "test_live_process_moved_out_of_its_cgroup_namespace_is_found",
 ]
 
 

@@ -12,9 +12,11 @@ from typing import Any, Callable, Sequence
 
 from pycgroup import catalogue, gpu
 from pycgroup.cgroup import CGroup, current, of_pid
+from pycgroup.formats import MISSING
 from pycgroup.iofiles import read_io
 from pycgroup.limits import limits
 from pycgroup.sampler import Sampler
+from pycgroup.samples import Samples
 from pycgroup.values import to_json
 
 USAGE_METRICS = (
@@ -51,6 +53,21 @@ def _value(name: str, value: int | float | None) -> str:
     return str(value)
 
 
+def throttled_gaps(data: Samples) -> tuple[int, int | None]:
+    """Returns how many gaps the sampler's own schedule has (rows more than two periods
+    apart), and how many of them ``cpu.stat.nr_throttled`` grew across (None when it was
+    not sampled). A sampler inside the cgroup is throttled with the work, so a gap that
+    coincides with a throttled period is the quota stopping the sampler itself: direct
+    evidence of throttling, whatever the counters' rates say."""
+    gaps = data.gaps
+    if "cpu.stat.nr_throttled" not in data:
+        return len(gaps), None
+    throttled = data["cpu.stat.nr_throttled"]
+    before, after = throttled[gaps - 1], throttled[gaps]
+    known = (before != MISSING) & (after != MISSING)
+    return len(gaps), int((known & (after > before)).sum())
+
+
 def summarise(cg: CGroup, seconds: float, hz: float = 1000.0) -> dict[str, Any]:
     """Returns what a sampler at hz saw over the next seconds."""
     sampler = Sampler(hz=hz, cgroup=cg)
@@ -59,8 +76,11 @@ def summarise(cg: CGroup, seconds: float, hz: float = 1000.0) -> dict[str, Any]:
     data = sampler.data()
     stats = sampler.stats
     summary = dataclasses.asdict(data.throttling())
+    gaps, gaps_throttled = throttled_gaps(data)
     summary.update(
         rows=len(data),
+        gaps=gaps,
+        gaps_while_throttled=gaps_throttled,
         memory_current_peak_bytes=data.peak("memory.current"),
         memory_working_set_peak_bytes=data.peak("memory.working_set"),
         lateness_p99_us=stats.lateness_p99_us,
@@ -240,6 +260,13 @@ def _fraction(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
+def _gaps(gaps: int, while_throttled: int | None) -> str:
+    # The sampler runs in the cgroup it samples: a quota stops it with the work.
+    if not while_throttled:
+        return str(gaps)
+    return f"{gaps}, {while_throttled} across throttled periods (the quota stopped it too)"
+
+
 def _format_summary(s: dict[str, Any]) -> list[str]:
     limit = s["cpu_limit_cores"]
     quota = limit is not None and not math.isinf(limit)
@@ -264,6 +291,7 @@ def _format_summary(s: dict[str, Any]) -> list[str]:
         f"p99 lateness {s['lateness_p99_us']:.0f} µs)",
         f"  cpu cores used     {cores}",
         f"  cpu throttled      {throttled}",
+        f"  sampler gaps       {_gaps(s['gaps'], s['gaps_while_throttled'])}",
         f"  memory peak        {_bytes(s['memory_current_peak_bytes'])} "
         f"(working set {_bytes(s['memory_working_set_peak_bytes'])}); headroom "
         f"{_bytes(s['memory_headroom_bytes'])}",
