@@ -74,7 +74,7 @@ class SpanContext:
     """What the spans of one native sampler share (see _native.pyx)."""
 
     def __new__(cls, engine: Engine, max_gap_ns: int, ws_current: int, ws_inactive: int,
-                finished: Callable[[Any], object]) -> Self: ...
+                pending: list[Any], flush_at: int, flush: Callable[[], object]) -> Self: ...
 
 @disjoint_base
 class SpanCore:

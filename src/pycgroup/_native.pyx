@@ -491,20 +491,25 @@ cdef int64_t _monotonic_ns() noexcept nogil:
 cdef class SpanContext:
     """What the spans of one native sampler share: its engine, how far apart rows may
     be before they count as a gap, where the working set's inputs sit in a row, and the
-    callable a finished span is handed to."""
+    list finished spans are appended to (a SpanStore's pending list), with the callable
+    that empties it once it holds flush_at spans."""
 
     cdef Engine engine
     cdef int64_t max_gap_ns
     cdef int ws_current, ws_inactive
-    cdef object finished
+    cdef list pending
+    cdef Py_ssize_t flush_at
+    cdef object flush
 
     def __cinit__(self, Engine engine not None, int64_t max_gap_ns, int ws_current,
-                  int ws_inactive, finished not None):
+                  int ws_inactive, list pending not None, Py_ssize_t flush_at, flush not None):
         self.engine = engine
         self.max_gap_ns = max_gap_ns
         self.ws_current = ws_current
         self.ws_inactive = ws_inactive
-        self.finished = finished
+        self.pending = pending
+        self.flush_at = flush_at
+        self.flush = flush
 
 
 cdef class SpanCore:
@@ -559,7 +564,9 @@ cdef class SpanCore:
         self._end_ns = _monotonic_ns()
         if self._sync:
             self._end_ns = (<const int64_t *>PyBytes_AS_STRING(self._end))[1]
-        context.finished(self)
+        context.pending.append(self)
+        if len(context.pending) >= context.flush_at:
+            context.flush()
 
 
 cdef class Nvml:

@@ -228,7 +228,8 @@ class Sampler:
             assert isinstance(self._engine, Engine)
             self._span_context = SpanContext(self._engine, 2 * self.period_ns,
                                              self._layout.ws_current,
-                                             self._layout.ws_inactive, self._spans.add)
+                                             self._layout.ws_inactive, self._spans.pending,
+                                             self._spans.flush_at, self._spans.flush)
         self._forked = False  # set in a fork's child by _after_fork_in_child
         self._closed = False
         _live_samplers.add(self)

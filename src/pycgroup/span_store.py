@@ -26,7 +26,11 @@ class _Label:
 class SpanStore:
     """Keeps at least the newest ``capacity`` finished spans of each label (at most an
     eighth more, so that trimming is amortised O(1)); spans let go are counted in
-    ``dropped``, and every span is in its label's summary whether kept or not."""
+    ``dropped``, and every span is in its label's summary whether kept or not.
+
+    A finished span is only appended to ``pending`` (from C, for native spans: no Python
+    runs at a span's exit); the pending spans are sorted into their labels when
+    ``pending`` reaches ``flush_at`` spans (``flush()``), and before any question."""
 
     def __init__(self, capacity: int, layout: RowLayout):
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
@@ -36,17 +40,33 @@ class SpanStore:
         self._layout = layout
         self._labels: dict[str, _Label] = {}
         self._lock = threading.Lock()
-        self.dropped = 0
+        self._dropped = 0
+        self.pending: list[Span] = []
+        self.flush_at = min(self._limit, 1024)
 
     def add(self, span: Span) -> None:
-        """Keeps a finished span (the hot path: a dict lookup and a list append)."""
-        entry = self._labels.get(span.label)
-        if entry is None:
-            with self._lock:
-                entry = self._labels.setdefault(span.label, _Label(span.label))
-        entry.items.append(span)
-        if len(entry.items) >= self._limit:
-            self._trim(entry)
+        """Keeps a finished span (what the C core does for native spans)."""
+        self.pending.append(span)
+        if len(self.pending) >= self.flush_at:
+            self.flush()
+
+    def flush(self) -> None:
+        """Sorts the pending spans into their labels, trimming each to its bound."""
+        with self._lock:
+            # Other threads may append meanwhile: take only what is there now.
+            count = len(self.pending)
+            batch = self.pending[:count]
+            del self.pending[:count]
+            touched = set()
+            for span in batch:
+                entry = self._labels.get(span.label)
+                if entry is None:
+                    entry = self._labels[span.label] = _Label(span.label)
+                entry.items.append(span)
+                touched.add(entry)
+            for entry in touched:
+                if len(entry.items) >= self._limit:
+                    self._trim(entry)
 
     def _fold(self, entry: _Label) -> None:
         """Counts the spans not yet in the summary. Called with the lock held."""
@@ -57,31 +77,36 @@ class SpanStore:
             entry.folded += len(pending)
 
     def _trim(self, entry: _Label) -> None:
-        with self._lock:
-            excess = len(entry.items) - self.capacity
-            if excess <= 0:
-                return
-            self._fold(entry)
-            del entry.items[:excess]
-            entry.folded -= excess
-            self.dropped += excess
+        """Lets the oldest spans beyond capacity go. Called with the lock held."""
+        excess = len(entry.items) - self.capacity
+        if excess <= 0:
+            return
+        self._fold(entry)
+        del entry.items[:excess]
+        entry.folded -= excess
+        self._dropped += excess
+
+    @property
+    def dropped(self) -> int:
+        self.flush()
+        return self._dropped
 
     def spans(self, label: str) -> list[Span]:
         """Returns the kept finished spans with this label, oldest first."""
+        self.flush()
         entry = self._labels.get(label)
         return list(entry.items) if entry is not None else []
 
     def has(self, label: str) -> bool:
         """Returns True once a span with this label has finished."""
+        self.flush()
         return label in self._labels
 
     def summary(self, label: str) -> StepSummary:
+        self.flush()
         entry = self._labels.get(label)
         if entry is None:
             return LabelSummary(label).result()
         with self._lock:
             self._fold(entry)
         return entry.summary.result()
-
-    def labels(self) -> list[str]:
-        return list(self._labels)
