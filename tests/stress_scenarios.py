@@ -8,6 +8,7 @@ Every scenario goes through the public API only."""
 
 import errno
 import os
+import resource
 import shutil
 import sys
 import threading
@@ -231,6 +232,54 @@ def fifo_in_place_of_a_file(backend, workdir):
     stop()
     assert beats[0] > started, "the heartbeat thread never ran"
     cg.close()
+
+
+@scenario
+def hostile_files_read_once(backend, workdir):
+    """The files read once, outside a reader (io.max and cpuset.cpus.effective by
+    limits(), memory.stat's keys by metrics(), cgroup.procs by discovery), as a FIFO or
+    /dev/zero: refused at once with NotRegularFile naming the path, or left out."""
+    # /dev/zero read to its end would take the machine's memory: fail with MemoryError first.
+    resource.setrlimit(resource.RLIMIT_AS, (4 << 30, resource.getrlimit(resource.RLIMIT_AS)[1]))
+    cg = fixture_cgroup(workdir)
+    unified = cg.paths["unified"]
+    io_max = os.path.join(unified, "io.max")
+    os.mkfifo(io_max)
+    for call in (lambda: pycgroup.limits(cg, backend),
+                 lambda: pycgroup.Sampler(V2_METRICS, cgroup=cg, backend=backend)):
+        try:
+            call()
+        except pycgroup.NotRegularFile as e:
+            assert e.filename == io_max and "FIFO" in str(e), e
+        else:
+            raise AssertionError("a FIFO was read as io.max")
+    os.unlink(io_max)
+    cpuset = os.path.join(unified, "cpuset.cpus.effective")
+    os.unlink(cpuset)
+    os.symlink("/dev/zero", cpuset)
+    try:
+        pycgroup.limits(cg, backend)
+    except pycgroup.NotRegularFile as e:
+        assert e.filename == cpuset and "character device" in str(e), e
+    else:
+        raise AssertionError("/dev/zero was read as cpuset.cpus.effective")
+    os.unlink(cpuset)
+    assert pycgroup.limits(cg, backend).cpu_count >= 1  # no cpuset file: the host's CPUs
+    stat_path = os.path.join(unified, "memory.stat")
+    os.unlink(stat_path)
+    os.mkfifo(stat_path)
+    names = cg.metrics()
+    assert "memory.current" in names and not any(n.startswith("memory.stat.") for n in names)
+    # A cgroup found by the cgroup.procs that lists its PID, which is a FIFO here: it
+    # lists nothing, and discovery falls back to the mount point as when none lists it.
+    root = os.path.join(workdir, "dotdot")
+    shutil.copytree(os.path.join(FIXTURES, "dotdot"), root, symlinks=True)
+    procs = os.path.join(root, "sys/fs/cgroup/kubepods/pod1/other/cgroup.procs")
+    os.unlink(procs)
+    os.mkfifo(procs)
+    found = pycgroup.current(os.path.join(root, "proc"), root)
+    assert found.paths == {"unified": os.path.join(root, "sys/fs/cgroup")}, found.paths
+    assert "no cgroup.procs below the mount point lists PID 4242" in found.problems[0]
 
 
 @scenario

@@ -18,7 +18,8 @@ HARD_TIMEOUT = 120
 
 LIFECYCLE = ["stop_twice", "close_races_readers", "calls_after_close", "extreme_rates",
              "file_grows_while_sampling"]
-HOSTILE = ["fifo_in_place_of_a_file", "endless_and_huge_files", "distinct_read_lists"]
+HOSTILE = ["fifo_in_place_of_a_file", "hostile_files_read_once", "endless_and_huge_files",
+           "distinct_read_lists"]
 
 
 def run_scenario(name, backend, workdir, env=None, timeout=HARD_TIMEOUT, prefix=()):

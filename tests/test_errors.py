@@ -126,3 +126,32 @@ def test_the_binding_refuses_none_for_its_objects():
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert len(lines) == 3 and all("got NoneType" in line for line in lines), lines
+
+
+def test_the_binding_checks_the_positions_and_columns_a_span_passes_it():
+    """A span's end crosses the binding with its start row and two working-set columns:
+    None, a start shorter than a row, or a column outside the row must raise, not read
+    past the start or the ring's row (run in a child, so a crash is seen)."""
+    program = textwrap.dedent("""
+        from pycgroup import _native
+        from pycgroup.formats import Field, Format, SourceSpec
+        spec = SourceSpec("/proc/self/stat", Format.PID_STAT, [Field("14", 0), Field("15", 1)])
+        engine = _native.Engine(_native.Reader([spec], 2), 8, 1_000_000)
+        start = engine.boundary(True)
+        print("ok", len(engine.span_end(start, True, 0, 10**9, 1, 2)))
+        for call in (lambda: engine.span_end(None, True, 0, 10**9, 0, 0),
+                     lambda: engine.span_end(start[:4], True, 0, 10**9, 0, 0),
+                     lambda: engine.span_end(start, True, 0, 10**9, 3, 1),
+                     lambda: engine.span_end(start, True, 0, 10**9, 1, -1),
+                     lambda: _native.Engine(_native.Reader([spec], 2), 8, 1_000_000, [])):
+            try:
+                call()
+            except (TypeError, ValueError) as e:
+                print(type(e).__name__, e)
+    """)
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"ok {(2 * 3 + 3) * 8}", lines
+    assert [line.split()[0] for line in lines[1:]] == ["TypeError"] + ["ValueError"] * 4, lines

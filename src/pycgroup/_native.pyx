@@ -255,19 +255,26 @@ cdef class Engine:
 
     def __cinit__(self, Reader reader not None, uint64_t capacity, uint64_t period_ns, every=None):
         cdef uint32_t *every_c = NULL
+        n = reader._reader.nsources
+        if every is not None and len(every) != n:
+            raise ValueError(f"every has {len(every)} divisors, the reader {n} sources")
         rc = pcg_ring_init(&self._ring, capacity, reader.ncolumns + 1)
         if rc == -EINVAL:
             raise ValueError(f"capacity must be a power of two >= 2 that fits in memory, "
                              f"not {capacity}")
         if rc != 0:
             raise MemoryError()
-        n = reader._reader.nsources
         every_c = <uint32_t *>malloc((n or 1) * sizeof(uint32_t))
         if every_c == NULL:
             pcg_ring_free(&self._ring)
             raise MemoryError()
-        for i in range(n):
-            every_c[i] = every[i] if every is not None else 1
+        try:
+            for i in range(n):
+                every_c[i] = every[i] if every is not None else 1
+        except BaseException:  # a divisor that is no uint32
+            free(every_c)
+            pcg_ring_free(&self._ring)
+            raise
         rc = pcg_sampler_init(&self._sampler, &reader._reader, &self._ring, period_ns, every_c)
         free(every_c)
         if rc != 0:
@@ -406,8 +413,20 @@ cdef class Engine:
                  int ws_current, int ws_inactive):
         """Returns a span's end as bytes of int64: [position, t_ns, columns...] (as
         boundary()), then [rows, working-set peak, gaps], then each column's peak over
-        the rows from start's position to the end's (see pcg_ring_peaks)."""
+        the rows from start's position to the end's (see pcg_ring_peaks). start is a
+        boundary() of this engine; ws_current and ws_inactive are row columns (0: none)."""
+        cdef uint32_t width = self._ring.width
+        if <size_t>PyBytes_GET_SIZE(start) != (width + 1) * sizeof(int64_t):
+            raise ValueError(f"start holds {len(start)} bytes, not a boundary of this engine "
+                             f"({(width + 1) * sizeof(int64_t)})")
+        self._check_working_set_columns(ws_current, ws_inactive)
         return self._span_end(start, exact, t_min, max_gap_ns, ws_current, ws_inactive)
+
+    cdef _check_working_set_columns(self, int ws_current, int ws_inactive):
+        cdef uint32_t width = self._ring.width
+        if not (0 <= ws_current < <int>width and 0 <= ws_inactive < <int>width):
+            raise ValueError(f"working-set columns {ws_current} and {ws_inactive} are not in "
+                             f"a row of {width}")
 
     cdef bytes _span_end(self, bytes start, bint exact, int64_t t_min, int64_t max_gap_ns,
                          int ws_current, int ws_inactive):
@@ -503,6 +522,7 @@ cdef class SpanContext:
 
     def __cinit__(self, Engine engine not None, int64_t max_gap_ns, int ws_current,
                   int ws_inactive, list pending not None, Py_ssize_t flush_at, flush not None):
+        engine._check_working_set_columns(ws_current, ws_inactive)
         self.engine = engine
         self.max_gap_ns = max_gap_ns
         self.ws_current = ws_current

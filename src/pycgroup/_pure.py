@@ -221,6 +221,22 @@ def open_regular(path: str) -> int:
     return fd
 
 
+def read_regular(path: str) -> bytes:
+    """Returns the whole content of path, opened as the readers open a kernel file: without
+    blocking, NotRegularFile for what is not a regular file, and OSError(EFBIG) naming the
+    path past MAX_FILE_BYTES. For the files read once, outside a reader (memory.stat's
+    keys, io.max, cpuset.cpus.effective, cgroup.procs): a FIFO or a device there must not
+    hang or exhaust the process either."""
+    fd = open_regular(path)
+    try:
+        return _read_all(fd)
+    except OSError as e:
+        assert e.errno is not None  # raised by a system call
+        raise OSError(e.errno, os.strerror(e.errno), path) from None
+    finally:
+        os.close(fd)
+
+
 class Reader:
     """The pure-Python reader, with the native Reader's interface."""
 

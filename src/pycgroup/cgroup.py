@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Union
 
 from pycgroup import catalogue, discovery, gpu, plan
+from pycgroup._pure import read_regular
 from pycgroup.errors import CgroupGone
 from pycgroup.sources import Derived, ProcessClock, Source, Unavailable
 from pycgroup.formats import Format
@@ -205,9 +206,8 @@ def _gone_error(e: OSError) -> CgroupGone:
 
 def _keys_of(path: str, separator: str = " ") -> list[str]:
     """Returns the keys of a keyed file ("key value" or "Key: value"); raises OSError."""
-    with open(path, "rb") as f:
-        return [line.split(separator.encode(), 1)[0].decode(errors="replace")
-                for line in f.read().splitlines() if line]
+    return [line.split(separator.encode(), 1)[0].decode(errors="replace")
+            for line in read_regular(path).splitlines() if line]
 
 
 def missing_reason(where: Any) -> str | None:

@@ -11,6 +11,7 @@ import posixpath
 import re
 from dataclasses import dataclass, field
 
+from pycgroup._pure import read_regular
 from pycgroup.errors import ParseError
 
 _OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
@@ -145,8 +146,7 @@ def search_depth(cgroup_path: str, mount_root: str) -> int | None:
 
 def _lists(procs_file: str, pid: int) -> bool:
     try:
-        with open(procs_file, "rb") as f:
-            return str(pid).encode() in f.read().split()
+        return str(pid).encode() in read_regular(procs_file).split()
     except OSError:
         return False
 

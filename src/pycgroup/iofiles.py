@@ -11,6 +11,7 @@ import os
 import re
 from typing import Union
 
+from pycgroup._pure import read_regular
 from pycgroup.errors import ParseError
 from pycgroup.values import UNLIMITED
 
@@ -48,7 +49,6 @@ def read_io(directory: str, name: str) -> dict[str, dict[str, Value]] | None:
     """Returns the parsed io.max or io.stat of a cgroup directory, or None when absent."""
     path = os.path.join(directory, name)
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return parse_io_lines(f.read(), path)
+        return parse_io_lines(read_regular(path).decode("utf-8", "replace"), path)
     except FileNotFoundError:
         return None

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Union, cast
 
 from pycgroup import catalogue
+from pycgroup._pure import read_regular
 from pycgroup.backends import reader_class
 from pycgroup.cgroup import CGroup, _gone_error, current
 from pycgroup.errors import CgroupGone, MetricUnavailable, ParseError
@@ -350,8 +351,7 @@ def _read_cpuset(cg: CGroup) -> tuple[int, ...] | None:
     spec = v1 if version == "v1" else v2
     path = os.path.join(cg.paths[spec.controller if version == "v1" else "unified"], spec.name)
     try:
-        with open(path) as f:
-            return parse_cpu_list(f.read(), path)
+        return parse_cpu_list(read_regular(path).decode("utf-8", "replace"), path)
     except FileNotFoundError:
         return None  # the cpuset controller is not enabled for this cgroup
 
