@@ -393,6 +393,20 @@ def test_default_metrics_of_the_v2_root_leave_out_the_derived_usage(tree, backen
     assert "cpu.stat.usage_usec" in s.columns
 
 
+def test_a_missing_file_leaves_the_other_columns_where_data_says(tree, backend):
+    """A named file that does not exist takes no row column: data() and spans find every
+    other metric in its own column."""
+    cg = fixture_cgroup(tree)
+    os.remove(os.path.join(cg.paths["unified"], "memory.events"))
+    s = pycgroup.Sampler(["memory.events.high", "memory.current"], cgroup=cg, backend=backend)
+    assert s.columns == ("memory.current",) and "memory.events.high" in s.unavailable
+    with s.span("step") as sp:  # no thread runs: the span reads a row at enter and exit
+        s.sample()
+    assert s.data()["memory.current"].tolist() == [157286400] * 3
+    assert s.data().to_numpy().shape == (3, 2)
+    assert sp.peak == {"memory.current": 157286400}
+
+
 def test_closed_sampler_refuses_and_says_so(tree, backend):
     s = pycgroup.Sampler(V2_METRICS, cgroup=fixture_cgroup(tree), backend=backend)
     s.close()

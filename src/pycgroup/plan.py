@@ -107,6 +107,40 @@ def build(names: Iterable[str], resolve: Callable[[str], Where],
         else:
             unavailable[name] = where.reason
     inputs = list(dict.fromkeys(inputs))
+    while True:  # at most twice: files that do not exist are left out, then laid out again
+        column, clock, reader = _lay_out(inputs, sources, backend)
+        gone = set()
+        for index, error in reader.open_errors().items():
+            if error.errno not in (errno.ENOENT, errno.ENODEV):
+                reader.close()
+                raise error
+            gone.add(reader.specs[index].path)
+        if not gone:
+            break
+        # A file that does not exist takes no row column: a hole would put every later
+        # column one place off the names a sampler gives its rows.
+        reader.close()
+        for name in inputs:
+            path = getattr(sources[name], "path", None)  # GPUs and clocks have none
+            if path in gone:
+                unavailable.setdefault(name, f"{path} does not exist")
+        inputs = [n for n in inputs if getattr(sources[n], "path", None) not in gone]
+    try:
+        groups = gpu.groups(sources, column, backend)
+    except gpu.GpuUnavailable as e:
+        assert e.strerror is not None  # GpuUnavailable always says why
+        groups = []
+        for name in inputs:
+            if isinstance(sources[name], gpu.GpuSource):
+                unavailable[name] = e.strerror
+                column.pop(name, None)
+    return Plan(names, inputs, sources, column, unavailable, reader, groups, clock)
+
+
+def _lay_out(inputs: list[str], sources: dict[str, Input],
+             backend: str) -> tuple[dict[str, int], dict[str, int], ReaderLike]:
+    """Returns (input name -> row column, ProcessClock field -> row column, the reader
+    opened on the files): the files' fields first, then the clocks, then the GPUs."""
     column: dict[str, int] = {}
     column_of_field: dict[tuple[Any, ...], int] = {}
     by_file: dict[tuple[str, Format], list[Field]] = {}
@@ -132,21 +166,4 @@ def build(names: Iterable[str], resolve: Callable[[str], Where],
         if isinstance(sources[name], gpu.GpuSource):
             column[name] = ncolumns
             ncolumns += 1
-    reader = reader_class(backend)(specs, ncolumns)
-    for index, error in reader.open_errors().items():
-        if error.errno not in (errno.ENOENT, errno.ENODEV):
-            raise error
-        for name in inputs:
-            if getattr(sources[name], "path", None) == specs[index].path:  # GPUs have none
-                unavailable.setdefault(name, f"{specs[index].path} does not exist")
-                column.pop(name, None)
-    try:
-        groups = gpu.groups(sources, column, backend)
-    except gpu.GpuUnavailable as e:
-        assert e.strerror is not None  # GpuUnavailable always says why
-        groups = []
-        for name in inputs:
-            if isinstance(sources[name], gpu.GpuSource):
-                unavailable[name] = e.strerror
-                column.pop(name, None)
-    return Plan(names, inputs, sources, column, unavailable, reader, groups, clock)
+    return column, clock, reader_class(backend)(specs, ncolumns)
