@@ -490,6 +490,35 @@ def test_a_derived_metric_is_saved_and_loaded_as_a_column(tree, backend, tmp_pat
     assert "memory.working_set" not in loaded
 
 
+def test_a_derived_metric_reads_its_inputs_at_its_own_rate(tree):
+    """memory.current matches no pattern of every: at the v2 root its input, /proc/meminfo,
+    is read on every tick although host.* alone would be read every 10th."""
+    cg = fixture_cgroup(tree, "v2-root")
+    meminfo = os.path.join(cg.procfs, "meminfo")
+    rewrite(meminfo, "MemFree:         1203456", "MemFree:      %010d" % 0)
+    s = pycgroup.Sampler(["memory.current"], cgroup=cg, hz=2000, every={"host.*": 10})
+    stop = threading.Event()
+    with open(meminfo) as f:
+        offset = f.read().index("MemFree:") + len("MemFree:      ")
+
+    def rewrite_free():
+        fd = os.open(meminfo, os.O_WRONLY)
+        n = 0
+        while not stop.is_set():
+            n += 1
+            os.pwrite(fd, b"%010d" % (n % 10**9), offset)
+        os.close(fd)
+
+    writer = threading.Thread(target=rewrite_free)
+    writer.start()
+    with s:
+        time.sleep(0.3)
+    stop.set()
+    writer.join()
+    changed = np.flatnonzero(np.diff(s.data()["memory.current"])) + 1
+    assert len(changed) > 10 and set(changed % 10) != {0}
+
+
 def test_a_missing_file_leaves_the_other_columns_where_data_says(tree, backend):
     """A named file that does not exist takes no row column: data() and spans find every
     other metric in its own column."""

@@ -247,11 +247,14 @@ class Sampler:
                                     f"({listed}); leave them out where there is no GPU")
 
     def _source_divisors(self, every: Mapping[str, int]) -> list[int]:
-        """Returns each file's divisor: the smallest of its metrics' (see _divisor)."""
+        """Returns each file's divisor: the smallest of its metrics' (see _divisor),
+        those derived from it included."""
         divisors = []
         for spec in self._plan.reader.specs:
             names = [n for n, src in self._plan.sources.items()
                      if getattr(src, "path", None) == spec.path]
+            names += [n for n, where in self._plan.derived.items()
+                      if set(where.inputs) & set(names)]
             divisors.append(min((_divisor(every, n) for n in names), default=1))
         return divisors
 
