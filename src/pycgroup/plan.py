@@ -95,13 +95,16 @@ class Plan:
 def derived_column(inputs: NDArray[np.int64],
                    compute: Callable[..., int | float | None]) -> NDArray[np.int64]:
     """Returns compute(*input values) for each row of inputs (n x k, row values): once
-    per distinct combination, since inputs change far less often than rows are taken."""
+    per run of rows with the same inputs, since a column keeps its value between reads
+    of its file and most rows repeat the one before."""
     if len(inputs) == 0:
         return np.zeros(0, dtype=np.int64)
-    distinct, inverse = np.unique(inputs, axis=0, return_inverse=True)
-    values = np.array([to_row(compute(*map(from_row, combo))) for combo in distinct],
+    changed = np.ones(len(inputs), dtype=bool)
+    np.any(inputs[1:] != inputs[:-1], axis=1, out=changed[1:])
+    starts = np.flatnonzero(changed)
+    values = np.array([to_row(compute(*map(from_row, row))) for row in inputs[starts].tolist()],
                       dtype=np.int64)
-    return values[inverse.reshape(-1)]
+    return np.repeat(values, np.diff(starts, append=len(inputs)))
 
 
 def working_set(current: int | float | None,
