@@ -209,6 +209,47 @@ def test_v1_mount_root_not_slash_says_a_parents_quota_cannot_be_seen(tree, backe
     assert pycgroup.limits(pycgroup.current(procfs, rootfs), backend).problems == ()
 
 
+NAMESPACE_ROOT = (
+    "unified: the cgroup2 mount shows the root of a cgroup namespace as /, not the host's "
+    "root cgroup (its directory has cgroup.type, which a root cgroup lacks), so a tighter "
+    "memory, CPU or pids limit of a cgroup above it cannot be seen from here (cgroup v2 has "
+    "no hierarchical limit to read instead); on the host, `pycgroup info --pid <host pid>` "
+    "sees it")
+
+
+def test_v2_cgroup_namespace_root_says_a_parents_limits_cannot_be_seen(tree, backend):
+    procfs, rootfs = tree("cgroupns")
+    cg = pycgroup.current(procfs, rootfs)
+    assert cg.paths["unified"] == cg.mount_roots["unified"] and not cg.is_v2_root()
+    lim = pycgroup.limits(cg, backend)
+    assert lim.memory_max_bytes == 67108864  # its own: a parent's cannot be read
+    assert lim.problems == (NAMESPACE_ROOT,)
+    # Below the namespace's root (systemd in the container moved it): still hidden.
+    os.mkdir(os.path.join(rootfs, "sys/fs/cgroup/init.scope"))
+    write(os.path.join(procfs, "self", "cgroup"), "0::/init.scope\n")
+    assert pycgroup.limits(pycgroup.current(procfs, rootfs), backend).problems == (
+        NAMESPACE_ROOT,)
+
+
+def test_v2_root_directories_without_cgroup_type_say_nothing_is_hidden(tree, backend):
+    """The host's root cgroup looks like a namespace's root in mountinfo; it lacks
+    cgroup.type, and every cgroup is below it: no limit is hidden, on the root or below."""
+    for name in ("v2-root", "v2"):
+        procfs, rootfs = tree(name)
+        assert pycgroup.limits(pycgroup.current(procfs, rootfs), backend).problems == ()
+    procfs, rootfs = tree("cgroupns")
+    os.remove(os.path.join(rootfs, "sys/fs/cgroup/cgroup.type"))
+    assert pycgroup.limits(pycgroup.current(procfs, rootfs), backend).problems == ()
+
+
+def test_v2_mount_of_a_subtree_says_so(tree, backend):
+    procfs, rootfs = tree("host-view")
+    write(os.path.join(rootfs, "sys/fs/cgroup/cgroup.type"), "domain\n")
+    problems = pycgroup.limits(pycgroup.of_pid(4321, procfs, rootfs), backend).problems
+    assert problems == (NAMESPACE_ROOT.replace(
+        "the root of a cgroup namespace as /", "the subtree /system.slice/docker-abc.scope"),)
+
+
 def test_v2_root_has_no_limits_and_they_are_unlimited(tree, backend):
     procfs, rootfs = tree("v2-root")
     lim = pycgroup.limits(pycgroup.current(procfs, rootfs), backend)

@@ -393,6 +393,146 @@ def test_default_metrics_of_the_v2_root_leave_out_the_derived_usage(tree, backen
     assert "cpu.stat.usage_usec" in s.columns
 
 
+# --- metrics derived from other files ------------------------------------------
+
+ROOT_USED = (8039424 - 1203456) * 1024  # the v2-root fixture's MemTotal - MemFree
+
+
+def rewrite(path, old, new):
+    with open(path) as f:
+        text = f.read()
+    with open(path, "w") as f:  # same inode: the open file sees the new content
+        f.write(text.replace(old, new))
+
+
+def test_a_derived_metric_named_at_the_v2_root_is_a_column(tree, backend):
+    cg = fixture_cgroup(tree, "v2-root")
+    s = pycgroup.Sampler(["memory.current", "cpu.stat.usage_usec"], cgroup=cg, backend=backend)
+    assert "memory.current" in s.columns and "memory.current" not in s.unavailable
+    s.sample()
+    meminfo = os.path.join(cg.procfs, "meminfo")
+    rewrite(meminfo, "MemFree:         1203456", "MemFree:         1203455")
+    s.sample()
+    rewrite(meminfo, "MemFree:         1203455 kB\n", "")  # an input missing: MISSING
+    s.sample()
+    data = s.data()
+    assert data["memory.current"].tolist() == [ROOT_USED, ROOT_USED + 1024, MISSING]
+    assert cg.read(["memory.current"], backend) == {"memory.current": None}
+    assert data.columns[-1] == "memory.current" and data.to_numpy().shape == (3, len(s.columns) + 1)
+    assert data.peak("memory.current") == ROOT_USED + 1024
+
+
+def test_the_v2_root_has_no_working_set_in_samples_either(tree, backend):
+    cg = fixture_cgroup(tree, "v2-root")
+    assert cg.read(["memory.working_set"], backend) == {"memory.working_set": None}
+    s = pycgroup.Sampler(["memory.current", "memory.stat.inactive_file", "memory.working_set"],
+                         cgroup=cg, backend=backend)
+    assert "read memory.current" in s.unavailable["memory.working_set"]
+    s.sample()
+    data = s.data()
+    assert data["memory.current"].tolist() == [ROOT_USED]
+    assert "memory.working_set" not in data and data.throttling().memory_headroom_bytes is None
+    with pytest.raises(KeyError):
+        data["memory.working_set"]
+
+
+def test_derived_v1_metrics_are_columns_with_the_values_read_gives(tree, backend):
+    cg = fixture_cgroup(tree, "v1")
+    with open(os.path.join(cg.paths["cpu"], "cpu.shares"), "w") as f:
+        f.write("512\n")
+    with open(os.path.join(cg.paths["memory"], "memory.memsw.limit_in_bytes"), "w") as f:
+        f.write(f"{536870912 + 1048576}\n")
+    names = ["cpu.weight", "memory.swap.max"]
+    s = pycgroup.Sampler(names, cgroup=cg, backend=backend)
+    assert s.unavailable == {} and set(names) <= set(s.columns)
+    s.sample()
+    with open(os.path.join(cg.paths["memory"], "memory.memsw.limit_in_bytes"), "w") as f:
+        f.write("9223372036854771712\n")  # unlimited
+    s.sample()
+    data = s.data()
+    assert data["cpu.weight"].tolist() == [20, 20]  # 1 + 510 * 9999 // 262142
+    assert data["memory.swap.max"].tolist() == [1048576, UNLIMITED]
+    assert cg.read(names, backend) == {"cpu.weight": 20, "memory.swap.max": float("inf")}
+
+
+def test_io_files_read_only_by_read_are_unavailable_with_the_reason(tree, backend):
+    cg = fixture_cgroup(tree, "v2-root")
+    assert cg.read(["io.stat.8:0.rbytes"], backend) == {"io.stat.8:0.rbytes": 90430464}
+    s = pycgroup.Sampler(["io.stat.8:0.rbytes", "cpu.stat.usage_usec"], cgroup=cg,
+                         backend=backend)
+    assert "io.stat.8:0.rbytes" not in s.columns
+    assert "io.stat" in s.unavailable["io.stat.8:0.rbytes"]
+    assert "read()" in s.unavailable["io.stat.8:0.rbytes"]
+
+
+def test_spans_and_steps_of_a_sampler_with_a_derived_metric(tree, backend):
+    """Span figures come from the columns the thread reads: a derived gauge's peak is not
+    a function of its inputs' peaks, so spans and steps give its inputs' figures."""
+    cg = fixture_cgroup(tree, "v2-root")
+    s = pycgroup.Sampler(["memory.current", "cpu.stat.usage_usec"], cgroup=cg, backend=backend)
+    with s.span("step") as sp:
+        s.sample()
+    assert sp.peak["host.mem.free"] == 1203456 * 1024 and "memory.current" not in sp.peak
+    assert sp.throttling.memory_headroom_bytes is None
+    steps = s.steps("step")
+    assert steps["host.mem.free.peak"].tolist() == [1203456 * 1024]
+    assert "memory.current.peak" not in steps
+
+
+def test_a_derived_metric_is_saved_and_loaded_as_a_column(tree, backend, tmp_path):
+    cg = fixture_cgroup(tree, "v2-root")
+    s = pycgroup.Sampler(["memory.current", "memory.stat.inactive_file"], cgroup=cg,
+                         backend=backend)
+    s.sample()
+    pycgroup.save(tmp_path / "root.npz", s.data())
+    loaded = pycgroup.load(tmp_path / "root.npz").samples
+    assert loaded["memory.current"].tolist() == [ROOT_USED]
+    assert "memory.working_set" not in loaded
+
+
+def test_a_derived_metric_reads_its_inputs_at_its_own_rate(tree):
+    """memory.current matches no pattern of every: at the v2 root its input, /proc/meminfo,
+    is read on every tick although host.* alone would be read every 10th."""
+    cg = fixture_cgroup(tree, "v2-root")
+    meminfo = os.path.join(cg.procfs, "meminfo")
+    rewrite(meminfo, "MemFree:         1203456", "MemFree:      %010d" % 0)
+    s = pycgroup.Sampler(["memory.current"], cgroup=cg, hz=2000, every={"host.*": 10})
+    stop = threading.Event()
+    with open(meminfo) as f:
+        offset = f.read().index("MemFree:") + len("MemFree:      ")
+
+    def rewrite_free():
+        fd = os.open(meminfo, os.O_WRONLY)
+        n = 0
+        while not stop.is_set():
+            n += 1
+            os.pwrite(fd, b"%010d" % (n % 10**9), offset)
+        os.close(fd)
+
+    writer = threading.Thread(target=rewrite_free)
+    writer.start()
+    with s:
+        time.sleep(0.3)
+    stop.set()
+    writer.join()
+    changed = np.flatnonzero(np.diff(s.data()["memory.current"])) + 1
+    assert len(changed) > 10 and set(changed % 10) != {0}
+
+
+def test_a_missing_file_leaves_the_other_columns_where_data_says(tree, backend):
+    """A named file that does not exist takes no row column: data() and spans find every
+    other metric in its own column."""
+    cg = fixture_cgroup(tree)
+    os.remove(os.path.join(cg.paths["unified"], "memory.events"))
+    s = pycgroup.Sampler(["memory.events.high", "memory.current"], cgroup=cg, backend=backend)
+    assert s.columns == ("memory.current",) and "memory.events.high" in s.unavailable
+    with s.span("step") as sp:  # no thread runs: the span reads a row at enter and exit
+        s.sample()
+    assert s.data()["memory.current"].tolist() == [157286400] * 3
+    assert s.data().to_numpy().shape == (3, 2)
+    assert sp.peak == {"memory.current": 157286400}
+
+
 def test_closed_sampler_refuses_and_says_so(tree, backend):
     s = pycgroup.Sampler(V2_METRICS, cgroup=fixture_cgroup(tree), backend=backend)
     s.close()

@@ -196,6 +196,19 @@ class _Walk:
         return UNLIMITED if found is None else found
 
 
+def _v2_mount_above_hidden(cg: CGroup) -> str | None:
+    """Returns what the cgroup2 mount shows when the cgroups above its root are hidden:
+    "the root of a cgroup namespace as /" (a container in its own cgroup namespace,
+    ``unshare -C``) or "the subtree <root>", or None when the mount's root directory is the
+    host's root cgroup (no cgroup.type there: cgroup-v2.rst writes it only in non-root
+    cgroups) or no cgroup2 hierarchy is mounted. The ancestry limits() walks ends there."""
+    mount = cg.mount_roots.get("unified")
+    if mount is None or not os.path.exists(os.path.join(mount, "cgroup.type")):
+        return None
+    root = cg.hierarchy_roots.get("unified", "/")
+    return "the root of a cgroup namespace as /" if root == "/" else f"the subtree {root}"
+
+
 def limits(cg: CGroup | None = None, backend: str = "native") -> Limits:
     """Returns the limits of cg (default: this process's cgroups).
 
@@ -277,6 +290,17 @@ def limits(cg: CGroup | None = None, backend: str = "native") -> Limits:
             "tighter CPU quota of a cgroup above it cannot be seen from here (the kernel "
             "does not expose it; memory limits are seen through memory.stat's "
             "hierarchical_memory_limit); on the host, `pycgroup info --pid <host pid>` sees it")
+    hidden = [name for walk, name in ((memory, "memory"), (cpu, "CPU"), (pids, "pids"))
+              if walk.version == "v2" and not (walk.missing or walk.unmounted)]
+    shown = _v2_mount_above_hidden(cg) if hidden else None
+    if shown is not None:
+        kinds = ", ".join(hidden[:-1]) + " or " + hidden[-1] if len(hidden) > 1 else hidden[0]
+        problems.append(
+            f"unified: the cgroup2 mount shows {shown}, not the host's root cgroup (its "
+            f"directory has cgroup.type, which a root cgroup lacks), so a tighter {kinds} "
+            "limit of a cgroup above it cannot be seen from here (cgroup v2 has no "
+            "hierarchical limit to read instead); on the host, `pycgroup info --pid "
+            "<host pid>` sees it")
 
     affinity = _affinity(cg, problems)
     cpuset = _read_cpuset(cg)

@@ -13,7 +13,7 @@ from pycgroup.backends import reader_class
 from pycgroup import process_clock
 from pycgroup.sources import Derived, ProcessClock, Source, Unavailable
 from pycgroup.formats import Field, Format, SourceSpec
-from pycgroup.values import from_row
+from pycgroup.values import from_row, to_row
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -39,6 +39,9 @@ class Plan:
     gpu_groups: list[GpuGroupLike]  # one per GPU, filling the columns after the files'
     # this process's CPU clocks: ProcessClock field -> row column (after the files')
     process_clock: dict[str, int] = field(default_factory=dict)
+    # asked names computed from inputs that all have columns (v1 cpu.weight, a v2 root's
+    # memory.current): name -> Derived, in the order asked; with_derived() computes them
+    derived: dict[str, Derived] = field(default_factory=dict)
 
     @property
     def ncolumns(self) -> int:
@@ -66,11 +69,42 @@ class Plan:
                 out[name] = self._value(row, name)
         return out
 
+    def with_derived(self, rows: NDArray[np.int64]) -> NDArray[np.int64]:
+        """Returns sampler rows (t_ns, then this plan's columns) with one more column per
+        derived metric, computed row by row from its inputs by the function read() uses
+        (MISSING where it gives None: an input missing in that row); rows as they are
+        when there is none."""
+        if not self.derived:
+            return rows
+        width = 1 + len(self.column)  # a sampler's row: no two names share a column
+        out = np.empty((len(rows), width + len(self.derived)), dtype=np.int64)
+        out[:, :width] = rows[:, :width]
+        for k, where in enumerate(self.derived.values()):
+            assert where.compute is not None  # build() keeps only those it can compute
+            inputs = rows[:, [1 + self.column[n] for n in where.inputs]]
+            out[:, width + k] = derived_column(inputs, where.compute)
+        return out
+
     def _value(self, row: NDArray[np.int64], name: str) -> int | float | None:
         column = self.column.get(name)
         if column is None:
             return None
         return from_row(row[column])
+
+
+def derived_column(inputs: NDArray[np.int64],
+                   compute: Callable[..., int | float | None]) -> NDArray[np.int64]:
+    """Returns compute(*input values) for each row of inputs (n x k, row values): once
+    per run of rows with the same inputs, since a column keeps its value between reads
+    of its file and most rows repeat the one before."""
+    if len(inputs) == 0:
+        return np.zeros(0, dtype=np.int64)
+    changed = np.ones(len(inputs), dtype=bool)
+    np.any(inputs[1:] != inputs[:-1], axis=1, out=changed[1:])
+    starts = np.flatnonzero(changed)
+    values = np.array([to_row(compute(*map(from_row, row))) for row in inputs[starts].tolist()],
+                      dtype=np.int64)
+    return np.repeat(values, np.diff(starts, append=len(inputs)))
 
 
 def working_set(current: int | float | None,
@@ -90,23 +124,72 @@ def build(names: Iterable[str], resolve: Callable[[str], Where],
     sources: dict[str, Input] = {}
     unavailable: dict[str, str] = {}
     inputs: list[str] = []
+    derived: dict[str, Derived] = {}
     for name in names:
         where = resolve(name)
-        if isinstance(where, Derived):
-            for dependency in where.inputs:
-                found = resolve(dependency)
-                if isinstance(found, Source):
-                    sources.setdefault(dependency, found)
-                    inputs.append(dependency)
-                else:
-                    assert isinstance(found, Unavailable)  # derived metrics' inputs are files
-                    unavailable[name] = f"needs {dependency}: {found.reason}"
+        if isinstance(where, Derived) and where.compute is not None and not where.inputs:
+            # io.max and io.stat: one line per device, which no row reader format parses.
+            unavailable[name] = (f"read() parses it from {where.note}; a file with a line "
+                                 f"per device is not read into sampler rows")
+        elif isinstance(where, Derived):
+            found = {dependency: resolve(dependency) for dependency in where.inputs}
+            files = {d: f for d, f in found.items() if isinstance(f, Source)}
+            lacking = [(d, f) for d, f in found.items() if d not in files]
+            if lacking:
+                dependency, why = lacking[0]
+                assert isinstance(why, Unavailable)  # derived metrics' inputs are files
+                unavailable[name] = f"needs {dependency}: {why.reason}"
+                continue
+            for dependency, source in files.items():
+                sources.setdefault(dependency, source)
+                inputs.append(dependency)
+            if where.compute is not None:  # the working set: Samples computes it
+                derived[name] = where
         elif isinstance(where, (Source, gpu.GpuSource, ProcessClock)):
             sources[name] = where
             inputs.append(name)
         else:
             unavailable[name] = where.reason
     inputs = list(dict.fromkeys(inputs))
+    while True:  # at most twice: files that do not exist are left out, then laid out again
+        column, clock, reader = _lay_out(inputs, sources, backend)
+        gone = set()
+        for index, error in reader.open_errors().items():
+            if error.errno not in (errno.ENOENT, errno.ENODEV):
+                reader.close()
+                raise error
+            gone.add(reader.specs[index].path)
+        if not gone:
+            break
+        # A file that does not exist takes no row column: a hole would put every later
+        # column one place off the names a sampler gives its rows.
+        reader.close()
+        for name in inputs:
+            path = getattr(sources[name], "path", None)  # GPUs and clocks have none
+            if path in gone:
+                unavailable.setdefault(name, f"{path} does not exist")
+        inputs = [n for n in inputs if getattr(sources[n], "path", None) not in gone]
+    for name, where in list(derived.items()):
+        lost = [n for n in where.inputs if n not in column]
+        if lost:  # an input's file does not exist
+            unavailable[name] = f"needs {lost[0]}: {unavailable[lost[0]]}"
+            del derived[name]
+    try:
+        groups = gpu.groups(sources, column, backend)
+    except gpu.GpuUnavailable as e:
+        assert e.strerror is not None  # GpuUnavailable always says why
+        groups = []
+        for name in inputs:
+            if isinstance(sources[name], gpu.GpuSource):
+                unavailable[name] = e.strerror
+                column.pop(name, None)
+    return Plan(names, inputs, sources, column, unavailable, reader, groups, clock, derived)
+
+
+def _lay_out(inputs: list[str], sources: dict[str, Input],
+             backend: str) -> tuple[dict[str, int], dict[str, int], ReaderLike]:
+    """Returns (input name -> row column, ProcessClock field -> row column, the reader
+    opened on the files): the files' fields first, then the clocks, then the GPUs."""
     column: dict[str, int] = {}
     column_of_field: dict[tuple[Any, ...], int] = {}
     by_file: dict[tuple[str, Format], list[Field]] = {}
@@ -132,21 +215,4 @@ def build(names: Iterable[str], resolve: Callable[[str], Where],
         if isinstance(sources[name], gpu.GpuSource):
             column[name] = ncolumns
             ncolumns += 1
-    reader = reader_class(backend)(specs, ncolumns)
-    for index, error in reader.open_errors().items():
-        if error.errno not in (errno.ENOENT, errno.ENODEV):
-            raise error
-        for name in inputs:
-            if getattr(sources[name], "path", None) == specs[index].path:  # GPUs have none
-                unavailable.setdefault(name, f"{specs[index].path} does not exist")
-                column.pop(name, None)
-    try:
-        groups = gpu.groups(sources, column, backend)
-    except gpu.GpuUnavailable as e:
-        assert e.strerror is not None  # GpuUnavailable always says why
-        groups = []
-        for name in inputs:
-            if isinstance(sources[name], gpu.GpuSource):
-                unavailable[name] = e.strerror
-                column.pop(name, None)
-    return Plan(names, inputs, sources, column, unavailable, reader, groups, clock)
+    return column, clock, reader_class(backend)(specs, ncolumns)

@@ -203,8 +203,11 @@ class Sampler:
                 self.cgroup.resolve(name)  # KeyError for unknown names
         self._plan = plan.build(names, self.cgroup.resolve, backend)
         # Names in row order (files first, then GPUs); no two inputs share a column.
-        self.columns = tuple(sorted(self._plan.column, key=self._plan.column.__getitem__))
-        assert len(set(self._plan.column.values())) == len(self.columns)
+        read = tuple(sorted(self._plan.column, key=self._plan.column.__getitem__))
+        assert len(set(self._plan.column.values())) == len(read)
+        # data()'s columns: those read, then the metrics computed from them row by row
+        # (spans and steps have the columns read: see RowLayout).
+        self.columns = read + tuple(self._plan.derived)
         self.unavailable = dict(self._plan.unavailable)
         if metrics is not None:
             self._refuse_unreadable_gpus()
@@ -217,7 +220,7 @@ class Sampler:
         #: Where and how rows are recorded, with a CLOCK_REALTIME/CLOCK_MONOTONIC anchor
         #: pair read now: what files, DataFrames and traces need to place the rows.
         self.origin = Origin.of(self.cgroup, self.period_ns, lim)
-        self._layout = RowLayout.of(self.columns, self.period_ns)
+        self._layout = RowLayout.of(read, self.period_ns)
         self._marks = MarkStore(marks_capacity)
         self._mark_append, self._mark_sequence = self._marks.append, self._marks.sequence
         self._spans = SpanStore(spans_capacity, self._layout)
@@ -245,11 +248,14 @@ class Sampler:
                                     f"({listed}); leave them out where there is no GPU")
 
     def _source_divisors(self, every: Mapping[str, int]) -> list[int]:
-        """Returns each file's divisor: the smallest of its metrics' (see _divisor)."""
+        """Returns each file's divisor: the smallest of its metrics' (see _divisor),
+        those derived from it included."""
         divisors = []
         for spec in self._plan.reader.specs:
             names = [n for n, src in self._plan.sources.items()
                      if getattr(src, "path", None) == spec.path]
+            names += [n for n, where in self._plan.derived.items()
+                      if set(where.inputs) & set(names)]
             divisors.append(min((_divisor(every, n) for n in names), default=1))
         return divisors
 
@@ -352,9 +358,10 @@ class Sampler:
         return self._samples(rows)
 
     def _samples(self, rows: NDArray[np.int64]) -> Samples:
-        return Samples(rows, self.columns, effective_memory_bytes=self._effective_memory,
+        return Samples(self._plan.with_derived(rows), self.columns,
+                       effective_memory_bytes=self._effective_memory,
                        cpu_limit_cores=self._cpu_limit, period_ns=self.period_ns,
-                       origin=self.origin)
+                       origin=self.origin, derived=tuple(self._plan.derived))
 
     def data_from(self, position: int) -> tuple[Samples, int]:
         """Returns (Samples, first): the held rows from ring position ``position`` on

@@ -151,14 +151,16 @@ class Samples:
     def __init__(self, rows: NDArray[np.int64], columns: Sequence[str], *,
                  effective_memory_bytes: int | None = None,
                  cpu_limit_cores: float | None = None, period_ns: int | None = None,
-                 origin: Origin | None = None):
+                 origin: Origin | None = None, derived: Sequence[str] = ()):
         """rows: column 0 is t_ns; column i + 1 holds columns[i]. period_ns: the
         sampling period, which tells gaps apart (None: no gap is ever reported). origin:
         where they were recorded (its clock anchor gives to_pandas() its wall-clock
-        column)."""
+        column). derived: the columns computed from other columns rather than read from
+        a file of their own (a v2 root's memory.current, which has no working set)."""
         self._rows = rows
         self.origin = origin
         self.columns = tuple(columns)
+        self.derived = tuple(derived)
         self._index = {name: i + 1 for i, name in enumerate(self.columns)}
         self.effective_memory_bytes = effective_memory_bytes
         self.cpu_limit_cores = cpu_limit_cores
@@ -167,7 +169,7 @@ class Samples:
     def _like(self, rows: NDArray[np.int64]) -> "Samples":
         return Samples(rows, self.columns, effective_memory_bytes=self.effective_memory_bytes,
                        cpu_limit_cores=self.cpu_limit_cores, period_ns=self.period_ns,
-                       origin=self.origin)
+                       origin=self.origin, derived=self.derived)
 
     @property
     def gaps(self) -> NDArray[np.int64]:
@@ -186,8 +188,11 @@ class Samples:
         return len(self._rows)
 
     def __contains__(self, name: object) -> bool:
+        # The working set is memory.current's (read from a cgroup's file) less inactive_file;
+        # a v2 root's memory.current, derived from /proc/meminfo, has none (see read()).
         return name in self._index or (
-            name == catalogue.WORKING_SET and all(i in self._index for i in catalogue.WORKING_SET_INPUTS))
+            name == catalogue.WORKING_SET and all(i in self._index and i not in self.derived
+                                                  for i in catalogue.WORKING_SET_INPUTS))
 
     def __getitem__(self, name: str) -> NDArray[np.int64]:
         if name in self._index:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from pycgroup.formats import MISSING
+from pycgroup.formats import MISSING, VALUE_CEIL
 from pycgroup.formats import UNLIMITED as UNLIMITED_ROW
 
 if TYPE_CHECKING:
@@ -30,6 +30,16 @@ def from_row(value: int | np.int64) -> int | float | None:
     if value == UNLIMITED_ROW:
         return UNLIMITED
     return int(value)
+
+
+def to_row(value: int | float | None) -> int:
+    """Returns the int64 row value of a Python value: MISSING for None, the row's
+    unlimited marker for UNLIMITED, else the int (saturating as file values do)."""
+    if value is None:
+        return MISSING
+    if math.isinf(value):
+        return UNLIMITED_ROW
+    return min(int(value), VALUE_CEIL)
 
 
 def to_json(value: Any) -> Any:

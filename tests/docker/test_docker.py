@@ -195,6 +195,10 @@ def test_tighter_cgroup_parent(live_cgroups, docker, container):
                    and "cannot be seen from here" in p for p in got["problems"]), got["problems"]
     else:
         assert got["memory_max_bytes"] == 400 * MiB  # the parent is outside the namespace
+        # ...and says so: the container's cgroup is its namespace's root.
+        assert any(p.startswith("unified: the cgroup2 mount shows the root of a cgroup "
+                                "namespace as /") and "cannot be seen from here" in p
+                   for p in got["problems"]), got["problems"]
 
 
 def kernel_cpu(k: KernelLimits) -> dict:

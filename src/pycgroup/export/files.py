@@ -112,6 +112,7 @@ def header(samples: Samples, layout: str) -> Meta:
         "layout": layout,
         "pycgroup_version": __version__,
         "metrics": list(samples.columns),
+        "derived": list(samples.derived),
         "units": {n: _catalogue(catalogue.unit, n) for n in samples.columns},
         "kinds": {n: _catalogue(catalogue.kind, n) for n in samples.columns},
         "effective_memory_bytes": samples.effective_memory_bytes,
@@ -227,7 +228,8 @@ def _recording(path: str, meta: Meta, rows: NDArray[np.int64], marks: Sequence[M
         raise TruncatedRecording(path, f"rows have shape {rows.shape}, not (n, "
                                        f"{len(columns) + 1}) for {len(columns)} metrics")
     samples = Samples(rows, columns, effective_memory_bytes=meta.get("effective_memory_bytes"),
-                      cpu_limit_cores=meta.get("cpu_limit_cores"), origin=_origin(meta))
+                      cpu_limit_cores=meta.get("cpu_limit_cores"), origin=_origin(meta),
+                      derived=meta.get("derived", ()))
     return Recording(path, samples, tuple(marks), steps, tuple(gaps), dict(meta["units"]),
                      dict(meta["kinds"]), meta.get("pycgroup_version", ""), meta["version"],
                      complete, stats)
