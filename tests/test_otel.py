@@ -62,6 +62,24 @@ def test_semantic_convention_names_and_units(tree, no_ranks, caplog):
     assert stalls[("io", "some")] == 0.009 and stalls[("io", "full")] == 0.008
     modes = {a["cpu.mode"] for a, _ in got["process.cpu.time"][2]}
     assert modes == {"user", "system"}
+    # memory.stat: pgfault 2000 counts the 3 pgmajfault too
+    assert got["container.paging.faults"] == ("{fault}", "Sum", [
+        ({**common, "system.paging.fault.type": "major"}, 3),
+        ({**common, "system.paging.fault.type": "minor"}, 1997)])
+    # memory.max is "max": the conventions omit the available memory
+    assert "container.memory.available" not in got or got["container.memory.available"][2] == []
+
+
+def test_memory_available_is_the_limit_minus_the_working_set(tree, no_ranks):
+    procfs, rootfs = tree("v2")
+    common = {"pycgroup.cgroup.path": APP}
+    working_set = 157286400 - 41943040  # memory.current - memory.stat inactive_file
+    for limit, available in ((2**30, 2**30 - working_set), (100 * 2**20, 0)):
+        with open(rootfs + "/sys/fs/cgroup" + APP + "/memory.max", "w") as f:
+            f.write(f"{limit}\n")
+        got = collect(pycgroup.current(procfs, rootfs), gpus=False)
+        assert got["container.memory.available"] == ("By", "Sum", [(common, available)])
+        assert got["pycgroup.memory.limit"][2] == [(common, limit)]
 
 
 def test_names_match_the_installed_conventions():
@@ -165,11 +183,11 @@ def test_missing_sdk_names_the_extra(monkeypatch):
 def test_every_instrument_is_documented():
     import os
 
-    from pycgroup.export.otel import CPU_LIMIT, CPU_USAGE
+    from pycgroup.export.otel import CPU_LIMIT, CPU_USAGE, MEMORY_AVAILABLE, PAGING_FAULTS
 
     with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "docs", "metrics.md")) as f:
         text = f.read()
     names = {i.name for i in INSTRUMENTS} | {v[0] for v in GPU_INSTRUMENTS.values()}
-    names |= {CPU_LIMIT[0], CPU_USAGE[0]}
+    names |= {CPU_LIMIT[0], CPU_USAGE[0], MEMORY_AVAILABLE[0], PAGING_FAULTS[0]}
     assert sorted(n for n in names if f"| `{n}` |" not in text) == []
