@@ -82,33 +82,38 @@ def test_memory_available_is_the_limit_minus_the_working_set(tree, no_ranks):
         assert got["pycgroup.memory.limit"][2] == [(common, limit)]
 
 
-def test_names_match_the_installed_conventions():
-    semconv = pytest.importorskip("opentelemetry.semconv._incubating.metrics.container_metrics")
-    from opentelemetry.semconv._incubating.metrics import hw_metrics, process_metrics
-
-    conventions = {}
-    for module in (semconv, hw_metrics, process_metrics):
-        for attr, value in vars(module).items():
-            if attr.isupper() and isinstance(value, str):
-                doc = getattr(module, "create_" + attr.lower()).__doc__
-                conventions[value] = doc
-    ours = [i.name for i in INSTRUMENTS] + [v[0] for v in GPU_INSTRUMENTS.values()]
-    for name in ours:
-        if name.startswith("pycgroup."):
-            assert name not in conventions
-        else:
-            assert name in conventions, f"{name} is not a semantic-convention metric"
-    # units and instrument kinds as the conventions' factories create them
+def test_names_match_the_installed_conventions(fake_nvml, no_ranks):  # noqa: F811
+    pytest.importorskip("opentelemetry.semconv._incubating.metrics.container_metrics")
     import inspect
 
-    for spec in INSTRUMENTS:
-        if spec.name in conventions:
-            module = next(m for m in (semconv, process_metrics) if spec.name in vars(m).values())
-            source = inspect.getsource(getattr(module, "create_" + spec.name.replace(".", "_")))
-            assert f'unit="{spec.unit}"' in source, spec.name
-            kind = {"counter": "create_counter", "updowncounter": "create_up_down_counter",
-                    "gauge": "create_observable_gauge"}[spec.kind]
-            assert kind in source, spec.name
+    from opentelemetry import metrics as api
+    from opentelemetry.semconv._incubating.metrics import (
+        container_metrics, hw_metrics, process_metrics)
+
+    factories = {}  # semantic-convention name -> the source of its create_ function
+    for module in (container_metrics, hw_metrics, process_metrics):
+        for attr, value in vars(module).items():
+            if attr.isupper() and isinstance(value, str):
+                factories[value] = inspect.getsource(getattr(module, "create_" + attr.lower()))
+    fake_nvml()  # so that the GPU instruments are created too
+    provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    created = instrument(provider)
+    provider.shutdown()
+    names = {i.name for i in created}
+    assert {"container.cpu.usage", "container.paging.faults", "hw.power"} <= names
+    assert names >= {i.name for i in INSTRUMENTS} | {v[0] for v in GPU_INSTRUMENTS.values()}
+    for made in created:
+        if made.name.startswith("pycgroup."):
+            assert made.name not in factories, made.name
+            continue
+        assert made.name in factories, f"{made.name} is not a semantic-convention metric"
+        # the unit and instrument kind the conventions' factory gives it
+        source = factories[made.name]
+        assert f'unit="{made.unit}"' in source, made.name
+        kind = ("create_up_down_counter" if isinstance(made, api.ObservableUpDownCounter)
+                else "create_counter" if isinstance(made, api.ObservableCounter)
+                else "create_observable_gauge")
+        assert f"meter.{kind}(" in source, made.name
 
 
 def test_ranks_and_cpu_limit(tree, monkeypatch):
