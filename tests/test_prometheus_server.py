@@ -176,6 +176,10 @@ def test_prometheus_scrapes_the_opentelemetry_exporter(live_cgroups, tmp_path):
         # OpenTelemetry's exporter: container.cpu.time (s, counter) -> ..._seconds_total
         usage = prometheus.wait_for_samples("container_cpu_time_seconds_total[70s]", 6)
         memory_max = prometheus.query("pycgroup_memory_limit_bytes")
+        # one scrape's two series, from one snapshot: they add up to the limit
+        memory = prometheus.query("container_memory_available_bytes"
+                                  " + on() container_memory_working_set_bytes")
+        faults = prometheus.query("container_paging_faults_total")
         after_ns = read_int(usage_file)
     finally:
         if prometheus is not None:
@@ -186,6 +190,9 @@ def test_prometheus_scrapes_the_opentelemetry_exporter(live_cgroups, tmp_path):
         child.kill()
         child.wait()
     assert [float(r["value"][1]) for r in memory_max] == [limit]
+    assert [float(r["value"][1]) for r in memory] == [limit]
+    by_type = {r["metric"]["system_paging_fault_type"]: float(r["value"][1]) for r in faults}
+    assert by_type.keys() == {"major", "minor"} and by_type["minor"] > 0  # python faulted in
     (series,) = usage
     values = [float(v) for _, v in series["values"]]
     assert before_ns / 1e9 <= values[0] and values[-1] <= after_ns / 1e9
