@@ -151,8 +151,7 @@ def test_live_cpu_usage_follows_a_busy_child(live_cgroups, no_ranks):
     import time
 
     cgroups = live_cgroups("cpu", "cpuacct")
-    cgroups.set("cpu", "cpu.cfs_period_us", 100000)
-    cgroups.set("cpu", "cpu.cfs_quota_us", 50000)
+    cgroups.limit_cpu(50000, 100000)
     child = cgroups.popen([sys.executable, "-c", "while True: pass"])
     try:
         reader = InMemoryMetricReader()

@@ -166,7 +166,7 @@ def test_gpu_series_from_nvml(fake_nvml):  # noqa: F811
 def test_live_cgroup_limit_and_cpu(live_cgroups):
     cgroups = live_cgroups("memory", "cpu", "cpuacct")
     limit = 256 * 1024 * 1024
-    cgroups.set("memory", "memory.limit_in_bytes", limit)  # "memory" is a v1 hierarchy
+    cgroups.limit_memory(limit)  # memory.max on v2, memory.limit_in_bytes on v1
     child = cgroups.popen([sys.executable, "-c", "while True: pass"])
     try:
         collector = CgroupCollector(pycgroup.of_pid(child.pid), gpus=False)

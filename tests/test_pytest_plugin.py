@@ -106,12 +106,13 @@ def run_in(cgroups, directory, *args):
 def live_benchmark(live_cgroups, pytester, quota_usec, *extra):
     pytest.importorskip("pytest_benchmark")
     cgroups = live_cgroups("cpu", "cpuacct")
-    # A weight ten times the default: the cgroup wants its quota even on a busy host.
-    cgroups.set("cpu", "cpu.shares", 10240, "parent")
-    cgroups.set("cpu", "cpu.shares", 10240)
-    cgroups.set("cpu", "cpu.cfs_period_us", 100000)
+    # A weight ten times the default (cpu.shares on v1, cpu.weight on v2): the cgroup
+    # wants its quota even on a busy host.
+    name, value = ("cpu.weight", 1000) if cgroups.version["cpu"] == "v2" else ("cpu.shares", 10240)
+    cgroups.set("cpu", name, value, "parent")
+    cgroups.set("cpu", name, value)
     if quota_usec is not None:
-        cgroups.set("cpu", "cpu.cfs_quota_us", quota_usec)
+        cgroups.limit_cpu(quota_usec, 100000)
     pytester.makepyfile(BENCHMARK_TEST)
     result = run_in(cgroups, pytester.path, "--pycgroup", "--benchmark-json=bench.json",
                     *BENCHMARK_ARGS, *extra)
