@@ -3,6 +3,7 @@ live: a benchmark in a child cgroup with a 0.3-core CPU quota is flagged as thro
 one without a quota is not."""
 
 import json
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -74,6 +75,27 @@ def test_ini_option_enables_it(pytester):
     result = pytester.runpytest_subprocess("--junitxml=out.xml", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
     assert "pycgroup.cpu_seconds" in properties(pytester.path / "out.xml")["test_busy"]
+
+
+def test_a_cgroup_without_some_files_still_measures_the_others(tree):
+    # The root cgroup has no memory.events (nor memory.current); without PSI there are
+    # no pressure files. The figures of the files that are there must stay right.
+    import pycgroup
+    from pycgroup.integrations.pytest_plugin import measure, new_sampler
+
+    procfs, rootfs = tree("v2")
+    os.remove(os.path.join(rootfs, "sys/fs/cgroup/system.slice/app.service/memory.events"))
+    sampler = new_sampler(pycgroup.current(procfs, rootfs), hz=100)
+    assert "memory.events.oom_kill" not in sampler.columns
+    with sampler:
+        with sampler.span("pytest", exact=True) as span:
+            pass
+    figures = measure(span)
+    sampler.close()
+    assert "oom_kills" not in figures
+    # the fixture's memory.current less its memory.stat inactive_file
+    assert figures["peak_working_set_bytes"] == 157286400 - 41943040
+    assert figures["cpu_seconds"] == 0 and figures["psi_io_some_seconds"] == 0
 
 
 def test_benchmark_gets_limits_and_extra_info(pytester):
