@@ -4,6 +4,7 @@ one without a quota is not."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -156,6 +157,10 @@ def test_live_benchmark_under_a_quota_is_flagged(live_cgroups, pytester):
     message = (f"benchmark test_live_benchmark_under_a_quota_is_flagged.py::test_spin was "
                f"CPU-throttled for {fraction:.0%} of its run; its timings are not comparable")
     assert message in result.stdout
+    # and the summary ranks it among the most throttled tests
+    assert re.search(r"most CPU-throttled \(fraction of CFS periods\):\n +"
+                     rf"{fraction:.0%}  test_live_benchmark_under_a_quota_is_flagged.py::test_spin",
+                     result.stdout), result.stdout
 
 
 def test_live_benchmark_under_a_quota_fails_on_request(live_cgroups, pytester):
