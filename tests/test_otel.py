@@ -62,35 +62,58 @@ def test_semantic_convention_names_and_units(tree, no_ranks, caplog):
     assert stalls[("io", "some")] == 0.009 and stalls[("io", "full")] == 0.008
     modes = {a["cpu.mode"] for a, _ in got["process.cpu.time"][2]}
     assert modes == {"user", "system"}
+    # memory.stat: pgfault 2000 counts the 3 pgmajfault too
+    assert got["container.paging.faults"] == ("{fault}", "Sum", [
+        ({**common, "system.paging.fault.type": "major"}, 3),
+        ({**common, "system.paging.fault.type": "minor"}, 1997)])
+    # memory.max is "max": the conventions omit the available memory
+    assert "container.memory.available" not in got or got["container.memory.available"][2] == []
 
 
-def test_names_match_the_installed_conventions():
-    semconv = pytest.importorskip("opentelemetry.semconv._incubating.metrics.container_metrics")
-    from opentelemetry.semconv._incubating.metrics import hw_metrics, process_metrics
+def test_memory_available_is_the_limit_minus_the_working_set(tree, no_ranks):
+    procfs, rootfs = tree("v2")
+    common = {"pycgroup.cgroup.path": APP}
+    working_set = 157286400 - 41943040  # memory.current - memory.stat inactive_file
+    for limit, available in ((2**30, 2**30 - working_set), (100 * 2**20, 0)):
+        with open(rootfs + "/sys/fs/cgroup" + APP + "/memory.max", "w") as f:
+            f.write(f"{limit}\n")
+        got = collect(pycgroup.current(procfs, rootfs), gpus=False)
+        assert got["container.memory.available"] == ("By", "Sum", [(common, available)])
+        assert got["pycgroup.memory.limit"][2] == [(common, limit)]
 
-    conventions = {}
-    for module in (semconv, hw_metrics, process_metrics):
-        for attr, value in vars(module).items():
-            if attr.isupper() and isinstance(value, str):
-                doc = getattr(module, "create_" + attr.lower()).__doc__
-                conventions[value] = doc
-    ours = [i.name for i in INSTRUMENTS] + [v[0] for v in GPU_INSTRUMENTS.values()]
-    for name in ours:
-        if name.startswith("pycgroup."):
-            assert name not in conventions
-        else:
-            assert name in conventions, f"{name} is not a semantic-convention metric"
-    # units and instrument kinds as the conventions' factories create them
+
+def test_names_match_the_installed_conventions(fake_nvml, no_ranks):  # noqa: F811
+    pytest.importorskip("opentelemetry.semconv._incubating.metrics.container_metrics")
     import inspect
 
-    for spec in INSTRUMENTS:
-        if spec.name in conventions:
-            module = next(m for m in (semconv, process_metrics) if spec.name in vars(m).values())
-            source = inspect.getsource(getattr(module, "create_" + spec.name.replace(".", "_")))
-            assert f'unit="{spec.unit}"' in source, spec.name
-            kind = {"counter": "create_counter", "updowncounter": "create_up_down_counter",
-                    "gauge": "create_observable_gauge"}[spec.kind]
-            assert kind in source, spec.name
+    from opentelemetry import metrics as api
+    from opentelemetry.semconv._incubating.metrics import (
+        container_metrics, hw_metrics, process_metrics)
+
+    factories = {}  # semantic-convention name -> the source of its create_ function
+    for module in (container_metrics, hw_metrics, process_metrics):
+        for attr, value in vars(module).items():
+            if attr.isupper() and isinstance(value, str):
+                factories[value] = inspect.getsource(getattr(module, "create_" + attr.lower()))
+    fake_nvml()  # so that the GPU instruments are created too
+    provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    created = instrument(provider)
+    provider.shutdown()
+    names = {i.name for i in created}
+    assert {"container.cpu.usage", "container.paging.faults", "hw.power"} <= names
+    assert names >= {i.name for i in INSTRUMENTS} | {v[0] for v in GPU_INSTRUMENTS.values()}
+    for made in created:
+        if made.name.startswith("pycgroup."):
+            assert made.name not in factories, made.name
+            continue
+        assert made.name in factories, f"{made.name} is not a semantic-convention metric"
+        # the unit and instrument kind the conventions' factory gives it
+        source = factories[made.name]
+        assert f'unit="{made.unit}"' in source, made.name
+        kind = ("create_up_down_counter" if isinstance(made, api.ObservableUpDownCounter)
+                else "create_counter" if isinstance(made, api.ObservableCounter)
+                else "create_observable_gauge")
+        assert f"meter.{kind}(" in source, made.name
 
 
 def test_ranks_and_cpu_limit(tree, monkeypatch):
@@ -128,8 +151,7 @@ def test_live_cpu_usage_follows_a_busy_child(live_cgroups, no_ranks):
     import time
 
     cgroups = live_cgroups("cpu", "cpuacct")
-    cgroups.set("cpu", "cpu.cfs_period_us", 100000)
-    cgroups.set("cpu", "cpu.cfs_quota_us", 50000)
+    cgroups.limit_cpu(50000, 100000)
     child = cgroups.popen([sys.executable, "-c", "while True: pass"])
     try:
         reader = InMemoryMetricReader()
@@ -165,11 +187,11 @@ def test_missing_sdk_names_the_extra(monkeypatch):
 def test_every_instrument_is_documented():
     import os
 
-    from pycgroup.export.otel import CPU_LIMIT, CPU_USAGE
+    from pycgroup.export.otel import CPU_LIMIT, CPU_USAGE, MEMORY_AVAILABLE, PAGING_FAULTS
 
     with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "docs", "metrics.md")) as f:
         text = f.read()
     names = {i.name for i in INSTRUMENTS} | {v[0] for v in GPU_INSTRUMENTS.values()}
-    names |= {CPU_LIMIT[0], CPU_USAGE[0]}
+    names |= {CPU_LIMIT[0], CPU_USAGE[0], MEMORY_AVAILABLE[0], PAGING_FAULTS[0]}
     assert sorted(n for n in names if f"| `{n}` |" not in text) == []

@@ -166,7 +166,7 @@ def test_gpu_series_from_nvml(fake_nvml):  # noqa: F811
 def test_live_cgroup_limit_and_cpu(live_cgroups):
     cgroups = live_cgroups("memory", "cpu", "cpuacct")
     limit = 256 * 1024 * 1024
-    cgroups.set("memory", "memory.limit_in_bytes", limit)  # "memory" is a v1 hierarchy
+    cgroups.limit_memory(limit)  # memory.max on v2, memory.limit_in_bytes on v1
     child = cgroups.popen([sys.executable, "-c", "while True: pass"])
     try:
         collector = CgroupCollector(pycgroup.of_pid(child.pid), gpus=False)
@@ -181,6 +181,14 @@ def test_live_cgroup_limit_and_cpu(live_cgroups):
         child.wait()
     usage = "pycgroup_cpu_usage_seconds_total"
     assert second[(usage, label)] > first[(usage, label)]
+
+
+def favour(cgroups):
+    """Gives the test cgroups ten times the default CPU weight (cpu.shares on v1,
+    cpu.weight on v2), so that they get their quota even on a busy host."""
+    name, value = ("cpu.weight", 1000) if cgroups.version["cpu"] == "v2" else ("cpu.shares", 10240)
+    cgroups.set("cpu", name, value, "parent")
+    cgroups.set("cpu", name, value)
 
 
 def free_port() -> int:
@@ -278,6 +286,34 @@ def test_step_summary_of_a_running_sampler():
     after = scrape(collector)
     assert ("pycgroup_step_duration_seconds_count", step) not in after
     assert any(name.startswith("pycgroup_cpu_usage") for name, _ in after)
+
+
+def test_step_throttled_ratio_of_a_cgroup_under_a_quota(live_cgroups):
+    cgroups = live_cgroups("cpu", "cpuacct")
+    favour(cgroups)
+    cgroups.limit_cpu(20000, 100000)  # 0.2 core for a busy loop
+    child = cgroups.popen([sys.executable, "-c", "while True: pass"])
+    try:
+        sampler = pycgroup.Sampler(["cpu.stat.usage_usec", "cpu.stat.nr_periods",
+                                    "cpu.stat.nr_throttled"], hz=100,
+                                   cgroup=pycgroup.of_pid(child.pid))
+        collector = CgroupCollector(sampler.cgroup, sampler=sampler, gpus=False)
+        with sampler:
+            for _ in range(3):
+                with sampler.span("step", exact=True):
+                    time.sleep(0.5)  # about 5 CFS periods, each throttled
+            got = scrape(collector)
+    finally:
+        child.kill()
+        child.wait()
+    step = (("cgroup", cgroup_path(sampler.cgroup)), ("step", "step"))
+    assert got[("pycgroup_step_cpu_throttled_ratio_count", step)] == 3
+    median_labels = tuple(sorted(step + (("quantile", "0.5"),)))
+    median = got[("pycgroup_step_cpu_throttled_ratio", median_labels)]
+    assert 0.5 < median <= 1.0
+    assert got[("pycgroup_step_cpu_throttled_ratio_sum", step)] > 1.5
+    cores = got[("pycgroup_step_cpu_cores_used", median_labels)]
+    assert 0.05 < cores <= 0.2 * 1.1
 
 
 def test_every_exported_name_is_documented():

@@ -102,25 +102,36 @@ def read_int(path: str) -> int:
         return int(f.read().split()[0])
 
 
+def kernel_memory_limit(cgroups) -> int:
+    """The leaf's memory limit as the kernel's own file says (memory.max on v2)."""
+    v2 = cgroups.version["memory"] == "v2"
+    return read_int(os.path.join(cgroups.leaves["memory"],
+                                 "memory.max" if v2 else "memory.limit_in_bytes"))
+
+
+def kernel_cpu_seconds(cgroups) -> float:
+    """The leaf's CPU usage as the kernel's own files say (cpuacct.usage on v1)."""
+    return cgroups.cpu_counters()["usage_usec"] / 1e6
+
+
 def test_prometheus_stores_what_the_kernel_said(live_cgroups, tmp_path):
     cgroups = live_cgroups("memory", "cpu", "cpuacct")
     limit = 192 * 1024 * 1024
-    cgroups.set("memory", "memory.limit_in_bytes", limit)
-    usage_file = os.path.join(cgroups.leaves["cpuacct"], "cpuacct.usage")
+    cgroups.limit_memory(limit)
     child = cgroups.popen([sys.executable, "-c", "while True: pass"])
     server = prometheus = None
     try:
         server, _ = start_http_server(0, cg=pycgroup.of_pid(child.pid), gpus=False,
                                       cadvisor_names=True)
-        before_ns = read_int(usage_file)
+        before_s = kernel_cpu_seconds(cgroups)
         prometheus = Prometheus(tmp_path, {"pycgroup": f"127.0.0.1:{server.server_port}"})
         window = f"[{int(60 + 10)}s]"
         usage = prometheus.wait_for_samples("pycgroup_cpu_usage_seconds_total" + window, 6)
         cadvisor = prometheus.query("container_cpu_usage_seconds_total" + window)
         memory_max = prometheus.query("pycgroup_memory_max_bytes")
         spec = prometheus.query("container_spec_memory_limit_bytes")
-        after_ns = read_int(usage_file)
-        kernel_limit = read_int(os.path.join(cgroups.leaves["memory"], "memory.limit_in_bytes"))
+        after_s = kernel_cpu_seconds(cgroups)
+        kernel_limit = kernel_memory_limit(cgroups)
     finally:
         if prometheus is not None:
             prometheus.stop()
@@ -141,7 +152,7 @@ def test_prometheus_stores_what_the_kernel_said(live_cgroups, tmp_path):
     (series,) = usage
     values = [float(v) for _, v in series["values"]]
     # every stored value lies between the kernel's readings before and after the scrapes
-    assert before_ns / 1e9 <= values[0] and values[-1] <= after_ns / 1e9
+    assert before_s <= values[0] and values[-1] <= after_s
     assert all(b >= a for a, b in zip(values, values[1:]))  # a counter: monotonic
     assert values[-1] > values[0]  # and the busy child made it grow
     assert sum(b > a for a, b in zip(values, values[1:])) >= len(values) // 2
@@ -161,8 +172,7 @@ def test_prometheus_scrapes_the_opentelemetry_exporter(live_cgroups, tmp_path):
 
     cgroups = live_cgroups("memory", "cpu", "cpuacct")
     limit = 160 * 1024 * 1024
-    cgroups.set("memory", "memory.limit_in_bytes", limit)
-    usage_file = os.path.join(cgroups.leaves["cpuacct"], "cpuacct.usage")
+    cgroups.limit_memory(limit)
     child = cgroups.popen([sys.executable, "-c", "while True: pass"])
     registry = prometheus_client.CollectorRegistry()
     reader = PrometheusMetricReader(registry=registry)
@@ -171,12 +181,17 @@ def test_prometheus_scrapes_the_opentelemetry_exporter(live_cgroups, tmp_path):
     try:
         instrument(provider, pycgroup.of_pid(child.pid), gpus=False)
         server, _ = prometheus_client.start_http_server(0, "127.0.0.1", registry)
-        before_ns = read_int(usage_file)
+        before_s = kernel_cpu_seconds(cgroups)
         prometheus = Prometheus(tmp_path, {"otel": f"127.0.0.1:{server.server_port}"})
         # OpenTelemetry's exporter: container.cpu.time (s, counter) -> ..._seconds_total
         usage = prometheus.wait_for_samples("container_cpu_time_seconds_total[70s]", 6)
         memory_max = prometheus.query("pycgroup_memory_limit_bytes")
-        after_ns = read_int(usage_file)
+        # one scrape's two series, from one snapshot: they add up to the limit
+        memory = prometheus.query("container_memory_available_bytes"
+                                  " + on() container_memory_working_set_bytes")
+        faults = prometheus.query("container_paging_faults_total")
+        after_s = kernel_cpu_seconds(cgroups)
+        kernel_limit = kernel_memory_limit(cgroups)
     finally:
         if prometheus is not None:
             prometheus.stop()
@@ -185,10 +200,14 @@ def test_prometheus_scrapes_the_opentelemetry_exporter(live_cgroups, tmp_path):
         provider.shutdown()
         child.kill()
         child.wait()
+    assert kernel_limit == limit
     assert [float(r["value"][1]) for r in memory_max] == [limit]
+    assert [float(r["value"][1]) for r in memory] == [limit]
+    by_type = {r["metric"]["system_paging_fault_type"]: float(r["value"][1]) for r in faults}
+    assert by_type.keys() == {"major", "minor"} and by_type["minor"] > 0  # python faulted in
     (series,) = usage
     values = [float(v) for _, v in series["values"]]
-    assert before_ns / 1e9 <= values[0] and values[-1] <= after_ns / 1e9
+    assert before_s <= values[0] and values[-1] <= after_s
     assert all(b >= a for a, b in zip(values, values[1:])) and values[-1] > values[0]
     path = "/" + os.path.relpath(cgroups.leaves["memory"],
                                  os.path.dirname(cgroups.parents["memory"]))

@@ -3,6 +3,8 @@ live: a benchmark in a child cgroup with a 0.3-core CPU quota is flagged as thro
 one without a quota is not."""
 
 import json
+import os
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -76,6 +78,27 @@ def test_ini_option_enables_it(pytester):
     assert "pycgroup.cpu_seconds" in properties(pytester.path / "out.xml")["test_busy"]
 
 
+def test_a_cgroup_without_some_files_still_measures_the_others(tree):
+    # The root cgroup has no memory.events (nor memory.current); without PSI there are
+    # no pressure files. The figures of the files that are there must stay right.
+    import pycgroup
+    from pycgroup.integrations.pytest_plugin import measure, new_sampler
+
+    procfs, rootfs = tree("v2")
+    os.remove(os.path.join(rootfs, "sys/fs/cgroup/system.slice/app.service/memory.events"))
+    sampler = new_sampler(pycgroup.current(procfs, rootfs), hz=100)
+    assert "memory.events.oom_kill" not in sampler.columns
+    with sampler:
+        with sampler.span("pytest", exact=True) as span:
+            pass
+    figures = measure(span)
+    sampler.close()
+    assert "oom_kills" not in figures
+    # the fixture's memory.current less its memory.stat inactive_file
+    assert figures["peak_working_set_bytes"] == 157286400 - 41943040
+    assert figures["cpu_seconds"] == 0 and figures["psi_io_some_seconds"] == 0
+
+
 def test_benchmark_gets_limits_and_extra_info(pytester):
     pytest.importorskip("pytest_benchmark")
     import pycgroup
@@ -106,12 +129,13 @@ def run_in(cgroups, directory, *args):
 def live_benchmark(live_cgroups, pytester, quota_usec, *extra):
     pytest.importorskip("pytest_benchmark")
     cgroups = live_cgroups("cpu", "cpuacct")
-    # A weight ten times the default: the cgroup wants its quota even on a busy host.
-    cgroups.set("cpu", "cpu.shares", 10240, "parent")
-    cgroups.set("cpu", "cpu.shares", 10240)
-    cgroups.set("cpu", "cpu.cfs_period_us", 100000)
+    # A weight ten times the default (cpu.shares on v1, cpu.weight on v2): the cgroup
+    # wants its quota even on a busy host.
+    name, value = ("cpu.weight", 1000) if cgroups.version["cpu"] == "v2" else ("cpu.shares", 10240)
+    cgroups.set("cpu", name, value, "parent")
+    cgroups.set("cpu", name, value)
     if quota_usec is not None:
-        cgroups.set("cpu", "cpu.cfs_quota_us", quota_usec)
+        cgroups.limit_cpu(quota_usec, 100000)
     pytester.makepyfile(BENCHMARK_TEST)
     result = run_in(cgroups, pytester.path, "--pycgroup", "--benchmark-json=bench.json",
                     *BENCHMARK_ARGS, *extra)
@@ -133,6 +157,10 @@ def test_live_benchmark_under_a_quota_is_flagged(live_cgroups, pytester):
     message = (f"benchmark test_live_benchmark_under_a_quota_is_flagged.py::test_spin was "
                f"CPU-throttled for {fraction:.0%} of its run; its timings are not comparable")
     assert message in result.stdout
+    # and the summary ranks it among the most throttled tests
+    assert re.search(r"most CPU-throttled \(fraction of CFS periods\):\n +"
+                     rf"{fraction:.0%}  test_live_benchmark_under_a_quota_is_flagged.py::test_spin",
+                     result.stdout), result.stdout
 
 
 def test_live_benchmark_under_a_quota_fails_on_request(live_cgroups, pytester):

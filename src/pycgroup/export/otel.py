@@ -100,6 +100,16 @@ CPU_LIMIT = ("pycgroup.cpu.limit", "{cpu}",
              "The cgroup's CPU quota in cores, quota / period (no point when unlimited).")
 CPU_USAGE = ("container.cpu.usage", "{cpu}",
              "Container's CPU usage, measured in CPUs, since the previous collection.")
+MEMORY_AVAILABLE = ("container.memory.available", "By",
+                    "Container memory available: the limit minus the working set, 0 past "
+                    "it (no point when unlimited).")
+PAGING_FAULTS = ("container.paging.faults", "{fault}",
+                 "Container memory paging faults, major and minor.")
+#: The attribute and values the conventions give container.paging.faults.
+FAULT_TYPE = "system.paging.fault.type"
+#: What the derived instruments read besides the INSTRUMENTS' sources.
+DERIVED_SOURCES = ("cpu.max.quota_usec", "cpu.max.period_usec", "memory.max",
+                   catalogue.WORKING_SET, "memory.stat.pgfault", "memory.stat.pgmajfault")
 
 #: GPU metric -> (instrument, kind, unit, multiplier, divisor, description); hw.* points
 #: carry hw.id (the GPU's UUID), hw.type="gpu" and pycgroup.gpu (N of gpuN).
@@ -169,7 +179,7 @@ def instrument(meter_provider: MeterProvider | None = None, cg: CGroup | None = 
               **{f"pycgroup.{k}": v for k, v in rank_labels().items()}}
     specs = list(INSTRUMENTS) + _gpu_instruments(gpus)
     names = [point[0] for spec in specs for point in spec.points]
-    snapshot = _Snapshot(cg, names + ["cpu.max.quota_usec", "cpu.max.period_usec"], backend)
+    snapshot = _Snapshot(cg, names + list(DERIVED_SOURCES), backend)
     makers = {COUNTER: meter.create_observable_counter,
               UPDOWN: meter.create_observable_up_down_counter,
               GAUGE: meter.create_observable_gauge}
@@ -189,9 +199,31 @@ def instrument(meter_provider: MeterProvider | None = None, cg: CGroup | None = 
         cores = snapshot.cores_used()
         return [] if cores is None else [metrics.Observation(cores, common)]
 
+    def memory_available(options: CallbackOptions) -> Iterable[Observation]:
+        values = snapshot.get()
+        limit, working_set = values.get("memory.max"), values.get(catalogue.WORKING_SET)
+        if not (_finite(limit) and working_set is not None):
+            return []  # unlimited: the conventions omit it
+        return [metrics.Observation(max(0, limit - working_set), common)]
+
+    def paging_faults(options: CallbackOptions) -> Iterable[Observation]:
+        values = snapshot.get()
+        faults, major = values.get("memory.stat.pgfault"), values.get("memory.stat.pgmajfault")
+        if faults is None or major is None:
+            return []
+        # pgfault counts every fault, major ones included
+        return [metrics.Observation(major, {**common, FAULT_TYPE: "major"}),
+                metrics.Observation(faults - major, {**common, FAULT_TYPE: "minor"})]
+
     for (name, unit, description), callback in ((CPU_LIMIT, cpu_limit), (CPU_USAGE, cpu_usage)):
         created.append(meter.create_observable_gauge(name, [callback], unit=unit,
                                                      description=description))
+    name, unit, description = MEMORY_AVAILABLE
+    created.append(meter.create_observable_up_down_counter(
+        name, [memory_available], unit=unit, description=description))
+    name, unit, description = PAGING_FAULTS
+    created.append(meter.create_observable_counter(
+        name, [paging_faults], unit=unit, description=description))
     return created
 
 

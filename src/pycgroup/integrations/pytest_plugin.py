@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from pluggy import Result
 
     from pycgroup.cgroup import CGroup
+    from pycgroup.sampler import Sampler
     from pycgroup.spans import Span
 
 #: What the sampler records (those this cgroup does not have are left out).
@@ -79,8 +80,7 @@ class CgroupRecorder:
         self.config = config
         self.fail_on_throttle = fail_on_throttle
         self.threshold = _float_ini(config, "pycgroup_throttle_threshold")
-        self.sampler = pycgroup.Sampler(METRICS, hz=_float_ini(config, "pycgroup_hz"),
-                                        capacity=4096, every={"memory.stat.*": 1})
+        self.sampler = new_sampler(pycgroup.current(), _float_ini(config, "pycgroup_hz"))
         self.results: dict[str, dict[str, Any]] = {}  # nodeid -> {property: value}
         self.throttled: dict[str, float] = {}  # nodeid of a benchmark -> throttled fraction
 
@@ -145,6 +145,18 @@ class CgroupRecorder:
                 write(f"{title}:")
                 for value, nodeid in ranked:
                     write(f"  {show(value):>12}  {nodeid}")
+
+
+def new_sampler(cg: CGroup, hz: float) -> Sampler:
+    """Returns the session's Sampler of cg, on the METRICS that cg can read now. A metric
+    whose file is absent (the root cgroup has no memory.current or memory.events, a
+    kernel without PSI no pressure files) is left out here: a Sampler given one has
+    rows wider than its columns, and a span of it mislabels its figures."""
+    from pycgroup.sampler import Sampler
+
+    readable = cg.read(METRICS)
+    names = [name for name in METRICS if readable.get(name) is not None]
+    return Sampler(names, hz=hz, cgroup=cg, capacity=4096, every={"memory.stat.*": 1})
 
 
 def throttle_message(nodeid: str, fraction: float) -> str:
