@@ -1,16 +1,11 @@
 """`pycgroup info`, run as a user runs it."""
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 
 import pycgroup
+from installed import PYCGROUP
 
-# The pycgroup program installed beside the interpreter running the tests: a bare
-# "pycgroup" would be whichever comes first on PATH, maybe another installation.
-PYCGROUP = shutil.which("pycgroup", path=os.path.dirname(sys.executable)) or "pycgroup"
 
 
 def run(*args):

@@ -4,7 +4,6 @@ import glob
 import os
 import pty
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,10 +14,8 @@ import pytest
 
 import pycgroup
 from live import mount_points
+from installed import PYCGROUP
 
-# The pycgroup program installed beside the interpreter running the tests: a bare
-# "pycgroup" would be whichever comes first on PATH, maybe another installation.
-PYCGROUP = shutil.which("pycgroup", path=os.path.dirname(sys.executable)) or "pycgroup"
 
 BUSY = "import time\nt = time.time()\nwhile time.time() - t < {s}: pass\n"
 

@@ -15,10 +15,8 @@ import pytest
 from pycgroup.cli.watch import BAR_WIDTH, bar
 
 from test_gpu import fake_builds, fake_nvml  # noqa: E402,F401  (the fake NVML fixtures)
+from installed import PYCGROUP  # noqa: E402
 
-# The pycgroup program installed beside the interpreter running the tests: a bare
-# "pycgroup" would be whichever comes first on PATH, maybe another installation.
-PYCGROUP = shutil.which("pycgroup", path=os.path.dirname(sys.executable)) or "pycgroup"
 
 needs_tmux = pytest.mark.skipif(shutil.which("tmux") is None,
                                 reason="tmux is not installed (.ci/provision.d/15-tmux.sh)")

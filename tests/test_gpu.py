@@ -16,6 +16,7 @@ import pytest
 import pycgroup
 from pycgroup import gpu
 from pycgroup.formats import MISSING
+from installed import PYCGROUP
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CSRC = os.path.join(os.path.dirname(HERE), "csrc")
@@ -344,7 +345,7 @@ print(json.dumps([ours, theirs]))
 def test_info_reports_gpus(fake_nvml):
     fake_nvml()
     env = dict(os.environ)
-    done = subprocess.run(["pycgroup", "info", "--json", "--seconds", "0"], env=env,
+    done = subprocess.run([PYCGROUP, "info", "--json", "--seconds", "0"], env=env,
                           capture_output=True, text=True, timeout=60)
     import json
 

@@ -1,7 +1,6 @@
 """Content a kernel never writes, read through both backends: a repeated key, and a
 file whose lines move between reads. Both backends give one answer, warm or fresh."""
 
-import os
 
 import pytest
 

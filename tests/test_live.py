@@ -9,6 +9,7 @@ import sys
 import pytest
 
 import pycgroup
+from installed import PYCGROUP
 from live import MADE, PREFIX, all_mounts
 
 MiB = 2**20
@@ -118,16 +119,16 @@ def test_info_command_inside_a_limited_cgroup(live_cgroups):
     live = live_cgroups("memory", "cpu")
     live.limit_memory(300 * MiB)
     live.limit_cpu(25000, 100000)
-    done = subprocess.run(["pycgroup", "info", "--json"], preexec_fn=live.join,
+    done = subprocess.run([PYCGROUP, "info", "--json"], preexec_fn=live.join,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     info = json.loads(done.stdout)
     assert info["limits"]["memory_max_bytes"] == 300 * MiB
     assert info["limits"]["cpu_quota_cores"] == 0.25
     assert info["paths"][live.key("memory")] == live.leaves["memory"]
-    text = subprocess.run(["pycgroup", "info"], preexec_fn=live.join, capture_output=True,
+    text = subprocess.run([PYCGROUP, "info"], preexec_fn=live.join, capture_output=True,
                           text=True, timeout=300).stdout
-    assert "memory      300.0 MiB" in text and "cpu quota   0.25 cores" in text
+    assert "  memory limit   300.0 MiB\n" in text and "  cpu quota      0.25 cores\n" in text
 
 
 def jdk_metrics(text: str) -> dict:

@@ -18,6 +18,7 @@ from pycgroup.export.labels import cgroup_path  # noqa: E402
 from pycgroup.prometheus import CgroupCollector, start_http_server  # noqa: E402
 
 from test_gpu import fake_builds, fake_nvml  # noqa: E402,F401  (the fake NVML fixtures)
+from installed import PYCGROUP  # noqa: E402
 
 APP = "sys/fs/cgroup/system.slice/app.service"
 
@@ -217,7 +218,7 @@ def test_start_http_server_adds_local_rank(monkeypatch):
 def test_serve_exports_another_process_until_it_exits(live_cgroups):
     cgroups = live_cgroups("memory")
     child = cgroups.popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    serve = subprocess.Popen(["pycgroup", "serve", "--port", "0", "--pid", str(child.pid),
+    serve = subprocess.Popen([PYCGROUP, "serve", "--port", "0", "--pid", str(child.pid),
                               "--cadvisor-names"], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     try:
@@ -237,7 +238,7 @@ def test_serve_exports_another_process_until_it_exits(live_cgroups):
 
 
 def test_serve_reports_a_missing_process():
-    result = subprocess.run(["pycgroup", "serve", "--port", "0", "--pid", "999999999"],
+    result = subprocess.run([PYCGROUP, "serve", "--port", "0", "--pid", "999999999"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert result.stderr.startswith("pycgroup serve: ") and "999999999" in result.stderr

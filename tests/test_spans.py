@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 import pycgroup
-from pycgroup.formats import MISSING
 
 V2_METRICS = ["memory.current", "memory.stat.inactive_file", "cpu.stat.usage_usec",
               "cpu.stat.nr_periods", "cpu.stat.nr_throttled", "cpu.stat.throttled_usec",

@@ -89,7 +89,6 @@ def merge_counters(trace_path: PathLike, sampler: Sampler,
     start_us = min(float(e["ts"]) for e in timed)
     end_us = max(float(e["ts"]) + float(e.get("dur", 0)) for e in timed)
     start_ns = int(start_us * 1000) - offset
-    end_ns = int(end_us * 1000) - offset
     pid = max([e["pid"] for e in original if isinstance(e.get("pid"), int)], default=0) + 1
     labels = rank_labels()
     name = "pycgroup: " + (sampler.cgroup.paths.get("cpu") or sampler.cgroup.paths.get("unified")
