@@ -45,20 +45,21 @@ DEFAULT_METRICS = (
 )
 #: How often the default reads what does not change at kHz (reads a second; the divisor
 #: is the tick rate over this, rounded up). Only CPU usage and throttling (cpu.stat; v1's
-#: cpuacct.usage and cpu.stat), memory.current and this process's CPU clock
-#: (proc.cpu_usec) are read on every tick: they move within a step, and each file read
-#: costs the thread microseconds on every tick. 100 Hz: the user/system split and peak RSS
-#: of one getrusage() call. 10 Hz: every other file: memory.stat (a walk of every
-#: counter it prints, several times the cost of memory.current; the kernel itself flushes
-#: its counters every 2 s), memory.events and PSI (cumulative, they move slowly), v1's
-#: user/system split (files of their own there; on v2 it is in cpu.stat, read every tick),
-#: /proc/self/stat (proc.rss_bytes), pids and the host's /proc/meminfo. Counters stay
-#: exact over any step: a delta is late by at most its file's period. A file is read at
-#: its fastest metric's rate (see default_every for the throttling counters). Where
-#: proc.cpu_usec is read less often than every tick, a span reads it afresh at its
-#: boundaries (a system call each), so a step's process CPU stays exact.
+#: cpuacct.usage and cpu.stat) and memory.current are read on every tick: they move
+#: within a step, and each file read costs the thread microseconds on every tick.
+#: 100 Hz: this process's clocks (a system call each, no file); a span reads
+#: proc.cpu_usec afresh at its boundaries whenever the thread does not read it on every
+#: tick, so a step's process CPU stays exact. 10 Hz: every other file: memory.stat (a
+#: walk of every counter it prints, several times the cost of memory.current; the kernel
+#: itself flushes its counters every 2 s), memory.events and PSI (cumulative, they move
+#: slowly), v1's user/system split (files of their own there; on v2 it is in cpu.stat,
+#: read every tick), /proc/self/stat (proc.rss_bytes), pids and the host's /proc/meminfo.
+#: Counters stay exact over any step: a delta is late by at most its file's period. A
+#: file is read at its fastest metric's rate (see default_every for the throttling
+#: counters).
 DEFAULT_RATE_HZ = {
-    "proc.utime_usec": 100.0, "proc.stime_usec": 100.0, "proc.max_rss_bytes": 100.0,
+    "proc.cpu_usec": 100.0, "proc.utime_usec": 100.0, "proc.stime_usec": 100.0,
+    "proc.max_rss_bytes": 100.0,
     "memory.stat.*": 10.0, "memory.events.*": 10.0, "*.pressure.*": 10.0,
     "cpu.stat.user_usec": 10.0, "cpu.stat.system_usec": 10.0, "proc.rss_bytes": 10.0,
     "pids.*": 10.0, "host.*": 10.0,
