@@ -223,5 +223,6 @@ def span_class(backend: str) -> type[Span]:
         class NativeSpan(Span, SpanCore):
             __slots__ = ()
 
+        NativeSpan.__qualname__ = "NativeSpan"  # as if defined at module level
         return NativeSpan
     return PureSpan
