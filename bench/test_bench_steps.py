@@ -109,31 +109,41 @@ def numpy_step(a=np.linspace(0.0, 1.0, 40_000)):
 @pytest.mark.benchmark(group="steps")
 def test_training_loop(benchmark, cgroup):
     """A loop of ~2 ms numpy steps, in interleaved blocks alone and with a 1 kHz sampler
-    plus a span per step; the median of the paired block ratios."""
+    plus a span per step, the one or the other first in turn (a fixed order would count
+    a warmer or colder start as the sampler's); the median of the paired block ratios."""
+
+    def alone() -> float:
+        time.sleep(0.002)  # as before the watched block: the same start for both
+        began = time.perf_counter()
+        for _ in range(25):
+            numpy_step()
+        return time.perf_counter() - began
+
+    def watched(sampler) -> float:
+        sampler.start()
+        time.sleep(0.002)
+        began = time.perf_counter()
+        for _ in range(25):
+            with sampler.span("step"):
+                numpy_step()
+        took = time.perf_counter() - began
+        sampler.stop()
+        return took
 
     def measure():
         sampler = pycgroup.Sampler(cgroup=cgroup, hz=1000, spans_capacity=1 << 20)
         ratios, steps = [], []
-        for _ in range(30):
-            time.sleep(0.002)  # as before the watched block: the same start for both
-            began = time.perf_counter()
-            for _ in range(25):
-                numpy_step()
-            alone = time.perf_counter() - began
-            sampler.start()
-            time.sleep(0.002)
-            began = time.perf_counter()
-            for _ in range(25):
-                with sampler.span("step"):
-                    numpy_step()
-            watched = time.perf_counter() - began
-            sampler.stop()
-            ratios.append(watched / alone)
-            steps.append(alone / 25)
+        for pair in range(60):
+            if pair % 2:
+                with_sampler, without = watched(sampler), alone()
+            else:
+                without, with_sampler = alone(), watched(sampler)
+            ratios.append(with_sampler / without)
+            steps.append(without / 25)
         sampler.close()
         q1, median, q3 = np.percentile(ratios, [25, 50, 75])
         benchmark.extra_info.update(slowdown_median=median, slowdown_q1=q1, slowdown_q3=q3,
-                                    step_ms=float(np.median(steps)) * 1e3)
+                                    step_ms=float(np.median(steps)) * 1e3, pairs=len(ratios))
 
     benchmark.pedantic(measure, rounds=1, iterations=1)
 
