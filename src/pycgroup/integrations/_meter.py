@@ -80,11 +80,9 @@ class StepMeter:
             try:
                 from pycgroup.sampler import Sampler
 
-                # Every file on every tick: at a callback's rate that costs little, and
-                # a counter read only every Nth tick (the 1 kHz default for pressure and
-                # memory.stat) would be up to N periods stale at a window's ends, which
-                # over a short window makes rates of stall time exceed one second a second.
-                self.sampler = Sampler(self._metrics, hz=self._hz, every={})
+                # The default rates: each window's ends are rows taken on the spot (see
+                # collect), so a counter the thread reads at 10 Hz is exact over a window.
+                self.sampler = Sampler(self._metrics, hz=self._hz)
             except Exception as e:  # noqa: BLE001 - never into the training loop
                 self.warn_once("sampler", "pycgroup: cannot sample this cgroup (%s: %s); "
                                "no pycgroup metrics will be logged", type(e).__name__, e)
@@ -178,17 +176,16 @@ class StepMeter:
         # None after close(): the AttributeError below is then logged like any failure.
         sampler = cast("Sampler", self.sampler)
         try:
-            # The window ends at the thread's newest row (at most a period old), which
-            # also starts the next window: nothing falls between two windows, and no
-            # file is read here. Without a running thread, a row is taken now.
-            rows = sampler.data(since_ns=start) if sampler.running else ()
-            if len(rows) < 2:
-                end = self._row()
-                rows = sampler.data(since_ns=start) if end is not None else ()
-            if not len(rows):
+            # The window ends at a row taken now (one sample(), tens of µs, once per
+            # report), which also starts the next window: nothing falls between two
+            # windows, and the counters the thread reads at 10 Hz (pressure,
+            # memory.events) are fresh at both ends, not up to 100 ms stale, which over a
+            # short window made stall time exceed one second a second.
+            end = self._row()
+            if end is None:
                 return out
-            assert not isinstance(rows, tuple)  # the empty () returned above
-            self._window_start_ns = int(rows.t_ns[-1])
+            rows = sampler.data(since_ns=start).between(start, end)
+            self._window_start_ns = end
         except Exception as e:  # noqa: BLE001
             self.warn_once("data", "pycgroup: reading the sampler's rows failed (%s: %s)",
                            type(e).__name__, e)
