@@ -1,7 +1,7 @@
 """Types of the compiled binding built from ``_native.pyx`` (kept in step with it)."""
 
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from typing_extensions import Self, disjoint_base
 
@@ -10,9 +10,6 @@ from numpy.typing import NDArray
 
 from pycgroup.backends import EngineStats
 from pycgroup.formats import Format, RawValue, SourceSpec
-
-if TYPE_CHECKING:
-    from pycgroup.sampler import Sampler
 
 MISSING: int
 UNLIMITED: int
@@ -85,7 +82,7 @@ class SpanCore:
     @property
     def exact(self) -> bool: ...
     @property
-    def _sampler(self) -> Sampler: ...
+    def _sampler(self) -> Any: ...  # the Sampler that made it
     @property
     def _start(self) -> bytes | None: ...
     @property
@@ -95,7 +92,7 @@ class SpanCore:
     def start_ns(self) -> int | None: ...
     @property
     def end_ns(self) -> int | None: ...
-    def __new__(cls, sampler: Sampler, label: str, exact: bool = False) -> Self: ...
+    def __new__(cls, sampler: object, label: str, exact: bool = False) -> Self: ...
     def __enter__(self) -> Self: ...
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  traceback: TracebackType | None) -> None: ...

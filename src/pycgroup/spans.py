@@ -12,16 +12,19 @@ from __future__ import annotations
 import functools
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Protocol, TypedDict
 
 from pycgroup.errors import SpanNotFinished
 from pycgroup.formats import MISSING, UNLIMITED
 
 if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
     from typing_extensions import Self
 
-    from pycgroup.sampler import Sampler
-    from pycgroup.samples import Throttling
+    from pycgroup.backends import EngineLike
+    from pycgroup.samples import Samples, Throttling
+    from pycgroup.steps import RowLayout
 
 
 class _Decoded(TypedDict, total=False):
@@ -36,6 +39,26 @@ class _Decoded(TypedDict, total=False):
     throttling: Throttling
 
 _monotonic_ns = time.monotonic_ns
+
+
+class SpanSink(Protocol):
+    """Where a finished span goes (a SpanStore)."""
+
+    def add(self, span: Span) -> None: ...
+
+
+class SpanOwner(Protocol):
+    """What a span uses of the Sampler that made it."""
+
+    @property
+    def _layout(self) -> RowLayout: ...
+    @property
+    def _engine(self) -> EngineLike: ...
+    @property
+    def _spans(self) -> SpanSink: ...
+    @property
+    def _effective_memory(self) -> int | None: ...
+    def _samples(self, rows: NDArray[np.int64]) -> Samples: ...
 
 
 def _value(v: int) -> int | None:
@@ -72,13 +95,13 @@ class Span:
     exact: bool
     start_ns: int | None
     end_ns: int | None
-    _sampler: Sampler
+    _sampler: SpanOwner
     _start: bytes | None  # int64 [position, t_ns, columns...], see Engine.boundary
     _end: bytes | None  # the same, then [rows, working-set peak, gaps, peaks...]
     _cache: _Decoded | None
 
     if TYPE_CHECKING:  # provided by the backend's class
-        def __init__(self, sampler: Sampler, label: str, exact: bool = False) -> None: ...
+        def __init__(self, sampler: SpanOwner, label: str, exact: bool = False) -> None: ...
         def __enter__(self) -> Self: ...
         def __exit__(self, *exc: object) -> None: ...
 
@@ -182,7 +205,7 @@ class PureSpan(Span):
     __slots__ = ("label", "exact", "start_ns", "end_ns", "_sampler", "_start", "_end",
                  "_cache", "_sync", "__weakref__")
 
-    def __init__(self, sampler: Sampler, label: str, exact: bool = False):
+    def __init__(self, sampler: SpanOwner, label: str, exact: bool = False):
         self._sampler = sampler
         self.label = label
         self.exact = exact

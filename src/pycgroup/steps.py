@@ -4,7 +4,7 @@ what the container did in it, as a table of numpy columns."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence, cast
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Protocol, Sequence, cast
 
 import numpy as np
 
@@ -14,7 +14,6 @@ from pycgroup.formats import MISSING, UNLIMITED
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-    from pycgroup.spans import Span
 
     #: A step table: column name -> one value per step.
     StepTable = dict[str, NDArray[Any]]
@@ -113,7 +112,20 @@ def _nan(b: Boundaries) -> NDArray[np.float64]:
     return np.full(len(b.start_ns), np.nan)
 
 
-def from_spans(spans: Sequence[Span], layout: RowLayout) -> Boundaries:
+class FinishedSpan(Protocol):
+    """What from_spans reads of a finished span (a pycgroup.spans.Span)."""
+
+    @property
+    def start_ns(self) -> int | None: ...
+    @property
+    def end_ns(self) -> int | None: ...
+    @property
+    def _start(self) -> bytes | None: ...
+    @property
+    def _end(self) -> bytes | None: ...
+
+
+def from_spans(spans: Sequence[FinishedSpan], layout: RowLayout) -> Boundaries:
     """Returns the boundaries of finished spans (their raw start and end bytes)."""
     n = len(layout.columns)
     # Finished spans: both boundaries are set.
