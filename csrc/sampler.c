@@ -126,6 +126,7 @@ int pcg_sampler_init(pcg_sampler *s, pcg_reader *reader, pcg_ring *ring, uint64_
         s->every[i] = (every != NULL && every[i] > 0) ? every[i] : 1;
     for (uint32_t c = 0; c < ring->width; c++)
         s->row[c] = INT64_MIN; /* PCG_MISSING until a source is first read */
+    atomic_store(&s->clock_cpu_pos, UINT64_MAX);
     atomic_store(&s->state, PCG_SAMPLER_IDLE);
     pthread_once(&atfork_once, install_fork_handlers);
     pthread_mutex_lock(&registry_lock);
@@ -177,7 +178,10 @@ static int64_t take_row(pcg_sampler *s, bool all)
     }
     pthread_mutex_unlock(&r->lock);
     int rc = 0;
-    if (s->has_clock_cpu && due(&s->clock_cpu_until, s->clock_cpu_every, all))
+    /* due() first: it keeps the clock's schedule whether or not a span is open */
+    bool clock_cpu_due = due(&s->clock_cpu_until, s->clock_cpu_every, all) ||
+                         atomic_load_explicit(&s->open_spans, memory_order_relaxed) > 0;
+    if (s->has_clock_cpu && clock_cpu_due)
         rc = pcg_process_clock_read(&s->clock_cpu, s->row + 1);
     if (s->has_clock_rusage && due(&s->clock_rusage_until, s->clock_rusage_every, all)) {
         int rc_rusage = pcg_process_clock_read(&s->clock_rusage, s->row + 1);
@@ -200,6 +204,12 @@ static int64_t take_row(pcg_sampler *s, bool all)
         }
     }
     pcg_ring_push(s->ring, s->row);
+    /* After the push: a span that sees this position here copied a row holding the clock
+     * (one that sees an older position reads the clock itself, which is only slower). */
+    if (s->has_clock_cpu && clock_cpu_due)
+        atomic_store_explicit(&s->clock_cpu_pos,
+                              atomic_load_explicit(&s->ring->committed, memory_order_relaxed) - 1,
+                              memory_order_release);
     /* Only the holder of s->lock writes it: a plain increment, published for readers. */
     atomic_store_explicit(&s->samples,
                           atomic_load_explicit(&s->samples, memory_order_relaxed) + 1,
@@ -333,6 +343,7 @@ int pcg_sampler_set_process_clock(pcg_sampler *s, const pcg_process_clock *clock
     s->clock_cpu_every = cpu_every > 0 ? cpu_every : 1;
     s->clock_rusage_every = rusage_every > 0 ? rusage_every : 1;
     s->clock_cpu_until = ticks_until(s->tick, s->clock_cpu_every);
+    atomic_store(&s->clock_cpu_pos, UINT64_MAX); /* rows before held another binding */
     s->clock_rusage_until = ticks_until(s->tick, s->clock_rusage_every);
     unlock_idle(s);
     return 0;
@@ -461,14 +472,25 @@ size_t pcg_sampler_fill(pcg_sampler *s)
     return failed;
 }
 
-/* Returns 0 after reading the process CPU clock into row (timestamp first), 1 when it is
- * not sampled or the thread reads it on every tick (the row is then as fresh for it as
- * for every other column). The clock's binding changes only while no thread runs. */
-int pcg_sampler_refresh_cpu_clock(const pcg_sampler *s, int64_t *row)
+/* Returns 0 after reading the process CPU clock into row (timestamp first), a copy of the
+ * row at pos, or 1 when that row read it itself or it is not sampled. The clock's binding
+ * changes only while no thread runs. */
+int pcg_sampler_refresh_cpu_clock(const pcg_sampler *s, int64_t *row, uint64_t pos)
 {
-    if (!s->has_clock_cpu || s->clock_cpu_every == 1)
+    if (!s->has_clock_cpu ||
+        atomic_load_explicit(&s->clock_cpu_pos, memory_order_acquire) == pos)
         return 1;
     return pcg_process_clock_read(&s->clock_cpu, row + 1);
+}
+
+void pcg_sampler_span_opened(pcg_sampler *s)
+{
+    atomic_fetch_add_explicit(&s->open_spans, 1, memory_order_relaxed);
+}
+
+void pcg_sampler_span_closed(pcg_sampler *s)
+{
+    atomic_fetch_sub_explicit(&s->open_spans, 1, memory_order_relaxed);
 }
 
 /* Returns the running thread's CPU time in ns, or -ESRCH when no thread runs. The state

@@ -45,6 +45,11 @@ typedef struct pcg_sampler {
     pcg_process_clock clock_rusage; /* only utime_usec, stime_usec, max_rss_bytes bound */
     uint32_t clock_cpu_every, clock_rusage_every, clock_cpu_until, clock_rusage_until;
     bool has_clock_cpu, has_clock_rusage;
+    /* Non-exact spans open now: while any is, the thread reads the CPU clock on every
+     * tick, so that the rows a span copies at its boundaries carry it fresh. */
+    _Atomic uint32_t open_spans;
+    /* The ring position of the newest row that read the CPU clock (UINT64_MAX: none). */
+    _Atomic uint64_t clock_cpu_pos;
     int64_t *row;       /* the row being built: timestamp, then the reader's columns */
     uint64_t period_ns;
     uint64_t tick;      /* ticks taken by the thread */
@@ -112,11 +117,17 @@ int64_t pcg_sampler_sample_into(pcg_sampler *s, int64_t *out, uint64_t *pos);
  * the same system calls as a row read now, so the cost floor of sample_now. */
 size_t pcg_sampler_fill(pcg_sampler *s);
 
-/* Returns 0 after reading this process's CPU clock (proc.cpu_usec) into row, a row as the
- * ring holds it (timestamp first), when the sampler reads that clock; 1 when it does not.
- * A span copies the newest row at its boundaries and reads this clock afresh (a system
- * call) where the thread reads it less often than every tick; 1 also then. */
-int pcg_sampler_refresh_cpu_clock(const pcg_sampler *s, int64_t *row);
+/* Counts a non-exact span opened (span_opened) or ended (span_closed): while one is open
+ * the thread reads the CPU clock on every tick instead of every clock_cpu_every-th, so a
+ * span needs no system call of its own at its boundaries. Any thread, lock-free. */
+void pcg_sampler_span_opened(pcg_sampler *s);
+void pcg_sampler_span_closed(pcg_sampler *s);
+
+/* Returns 0 after reading this process's CPU clock (proc.cpu_usec) into row, a copy of
+ * the ring's row at pos (timestamp first), when that row did not read the clock itself;
+ * 1 when there was nothing to do (it did, or the sampler reads no CPU clock). The first
+ * span after rows taken with none open meets such a row; later ones mostly do not. */
+int pcg_sampler_refresh_cpu_clock(const pcg_sampler *s, int64_t *row, uint64_t pos);
 
 /* Returns the CPU time in ns the running thread has used since it started (its
  * pthread_getcpuclockid clock), or -ESRCH when no thread runs. */

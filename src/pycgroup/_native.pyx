@@ -33,7 +33,7 @@ from pycgroup._core.sampler cimport (
     pcg_sampler_set_gpus,
     pcg_sampler_fill, pcg_sampler_lateness_quantile, pcg_sampler_sample_into,
     pcg_sampler_refresh_cpu_clock, pcg_sampler_sample_now, pcg_sampler_thread_cpu_ns,
-    pcg_sampler_set_process_clock,
+    pcg_sampler_set_process_clock, pcg_sampler_span_closed, pcg_sampler_span_opened,
     pcg_sampler_start, pcg_sampler_stop,
 )
 from pycgroup._core.source cimport (
@@ -395,8 +395,9 @@ cdef class Engine:
         return out
 
     cdef uint64_t _boundary_into(self, bint exact, int64_t *row) except? 0:
-        """Copies the newest row into row (and reads the process CPU clock afresh), or,
-        exact or with no thread running, reads a row now; returns its position."""
+        """Copies the newest row into row (with the process CPU clock read now when that
+        row did not read it), or, exact or with no thread running, reads a row now;
+        returns its position."""
         cdef uint64_t pos = 0
         cdef int64_t t = 0
         if exact or not pcg_sampler_running(&self._sampler) or pcg_ring_copy_newest(
@@ -406,8 +407,17 @@ cdef class Engine:
             if t < 0:
                 raise SamplerClosed("the sampler is closed")
         else:
-            pcg_sampler_refresh_cpu_clock(&self._sampler, row)
+            pcg_sampler_refresh_cpu_clock(&self._sampler, row, pos)
         return pos
+
+    def span_opened(self):
+        """Counts a non-exact span opened: while one is, the thread reads the process
+        CPU clock on every tick (see pcg_sampler_span_opened)."""
+        pcg_sampler_span_opened(&self._sampler)
+
+    def span_closed(self):
+        """Counts a span that span_opened() counted as ended."""
+        pcg_sampler_span_closed(&self._sampler)
 
     def span_end(self, bytes start not None, bint exact, int64_t t_min, int64_t max_gap_ns,
                  int ws_current, int ws_inactive):
@@ -545,6 +555,7 @@ cdef class SpanCore:
     cdef public object _cache
     cdef SpanContext _context
     cdef bint _sync
+    cdef bint _counted  # counted open by the engine (see pcg_sampler_span_opened)
     cdef int64_t _start_ns, _end_ns
     cdef object __weakref__
 
@@ -553,6 +564,12 @@ cdef class SpanCore:
         self._sampler = sampler
         self.label = label
         self.exact = exact
+
+    def __dealloc__(self):
+        # Entered and never exited. (A cycle's collection may have cleared the context
+        # first; the engine it held is then gone too, its count with it.)
+        if self._counted and self._context is not None and self._context.engine is not None:
+            pcg_sampler_span_closed(&self._context.engine._sampler)
 
     @property
     def start_ns(self):
@@ -568,6 +585,9 @@ cdef class SpanCore:
         cdef Engine engine = self._context.engine
         # Without a running thread the newest row may be old: read one now instead.
         self._sync = self.exact or not pcg_sampler_running(&engine._sampler)
+        if not self._sync and not self._counted:
+            pcg_sampler_span_opened(&engine._sampler)
+            self._counted = True
         self._start_ns = _monotonic_ns()
         self._start = engine._boundary(self._sync)
         if self._sync:  # the row read at enter is the boundary
@@ -578,9 +598,14 @@ cdef class SpanCore:
         cdef SpanContext context = self._context
         if self._start is None:
             raise RuntimeError(f"span {self.label!r} was never entered")
-        self._end = context.engine._span_end(self._start, self._sync, self._start_ns,
-                                             context.max_gap_ns, context.ws_current,
-                                             context.ws_inactive)
+        try:
+            self._end = context.engine._span_end(self._start, self._sync, self._start_ns,
+                                                 context.max_gap_ns, context.ws_current,
+                                                 context.ws_inactive)
+        finally:
+            if self._counted:
+                pcg_sampler_span_closed(&context.engine._sampler)
+                self._counted = False
         self._end_ns = _monotonic_ns()
         if self._sync:
             self._end_ns = (<const int64_t *>PyBytes_AS_STRING(self._end))[1]

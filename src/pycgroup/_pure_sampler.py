@@ -54,9 +54,11 @@ class PureEngine:
         self._gpu_every = 1
         # (clock fields -> row column, divisor) of the two clock groups
         self._clocks: list[tuple[dict[str, int], int]] = []
-        # the CPU clock's group alone: what a span's copied row reads afresh
+        # the CPU clock's group alone: read on every tick while a span is open, and by a
+        # span whose copied row did not read it (as in the C core)
         self._cpu_clock: dict[str, int] = {}
-        self._refresh_cpu_clock = False
+        self._open_spans = 0
+        self._cpu_clock_position = -1  # the newest row that read the CPU clock
 
     def set_gpus(self, groups: Sequence[PureGpuGroup], every: int) -> None:
         with self._lifecycle:
@@ -73,7 +75,7 @@ class PureEngine:
         clock = {field: column + 1 for field, column in columns.items()}
         # Two groups, as in the C core: the CPU clock, and what one getrusage() fills.
         self._cpu_clock = {f: c for f, c in clock.items() if f == "cpu_usec"}
-        self._refresh_cpu_clock = bool(self._cpu_clock) and cpu_every > 1
+        self._cpu_clock_position = -1
         self._clocks = [(group, max(1, every)) for group, every in (
             (self._cpu_clock, cpu_every),
             ({f: c for f, c in clock.items() if f != "cpu_usec"}, rusage_every)) if group]
@@ -91,8 +93,11 @@ class PureEngine:
             self._read_errors += len(self._reader.errors())
             self._last_error = self._reader.errors()[-1][1]
         for clock, every in self._clocks:
-            if tick is None or tick % every == 0:
+            if (tick is None or tick % every == 0 or
+                    (clock is self._cpu_clock and self._open_spans > 0)):
                 process_clock.read_into(clock, self._row)
+                if clock is self._cpu_clock:
+                    self._cpu_clock_position = self._position
         if tick is None or tick % self._gpu_every == 0:
             for group in self._gpus:
                 if group.read_into(self._row[1:]) != 0:
@@ -166,9 +171,20 @@ class PureEngine:
                         *self._rows[(self._position - 1) % self.capacity].tolist()]
             position = self._position - 1
             row = self._rows[position % self.capacity].copy()
-        if self._refresh_cpu_clock:  # a copied row gets a slow CPU clock afresh, as in C
+            fresh = self._cpu_clock_position == position
+        if self._cpu_clock and not fresh:  # a row that did not read the CPU clock gets it now, as in C
             process_clock.read_into(self._cpu_clock, row)
         return [position, *row.tolist()]
+
+    def span_opened(self) -> None:
+        """As pycgroup._native.Engine.span_opened."""
+        with self._lock:
+            self._open_spans += 1
+
+    def span_closed(self) -> None:
+        """As pycgroup._native.Engine.span_closed."""
+        with self._lock:
+            self._open_spans -= 1
 
     def boundary(self, exact: bool) -> bytes:
         """As pycgroup._native.Engine.boundary."""

@@ -47,9 +47,9 @@ DEFAULT_METRICS = (
 #: is the tick rate over this, rounded up). Only CPU usage and throttling (cpu.stat; v1's
 #: cpuacct.usage and cpu.stat) and memory.current are read on every tick: they move
 #: within a step, and each file read costs the thread microseconds on every tick.
-#: 100 Hz: this process's clocks (a system call each, no file); a span reads
-#: proc.cpu_usec afresh at its boundaries whenever the thread does not read it on every
-#: tick, so a step's process CPU stays exact. 10 Hz: every other file: memory.stat (a
+#: 100 Hz: this process's clocks (a system call each, no file); while a span is open
+#: the thread reads proc.cpu_usec on every tick, so that a step's process CPU is as
+#: fresh at its boundaries as cpu.stat, with no system call on the span's path. 10 Hz: every other file: memory.stat (a
 #: walk of every counter it prints, several times the cost of memory.current; the kernel
 #: itself flushes its counters every 2 s), memory.events and PSI (cumulative, they move
 #: slowly), v1's user/system split (files of their own there; on v2 it is in cpu.stat,

@@ -203,7 +203,7 @@ class PureSpan(Span):
     the pure engine's boundary() and span_end()."""
 
     __slots__ = ("label", "exact", "start_ns", "end_ns", "_sampler", "_start", "_end",
-                 "_cache", "_sync", "__weakref__")
+                 "_cache", "_sync", "_counted", "__weakref__")
 
     def __init__(self, sampler: SpanOwner, label: str, exact: bool = False):
         self._sampler = sampler
@@ -212,11 +212,19 @@ class PureSpan(Span):
         self.start_ns = self.end_ns = None
         self._start = self._end = self._cache = None
         self._sync = exact
+        self._counted = False  # counted open by the engine (see Engine.span_opened)
+
+    def __del__(self) -> None:
+        if self._counted:  # entered and never exited
+            self._sampler._engine.span_closed()
 
     def __enter__(self) -> Self:
         engine = self._sampler._engine
         # Without a running thread the newest row may be old: read one now instead.
         self._sync = sync = self.exact or not engine.running
+        if not sync and not self._counted:
+            engine.span_opened()
+            self._counted = True
         self.start_ns = _monotonic_ns()
         self._start = engine.boundary(sync)
         if sync:  # the row read at enter is the boundary
@@ -228,9 +236,14 @@ class PureSpan(Span):
         layout = sampler._layout
         if self._start is None or self.start_ns is None:
             raise RuntimeError(f"span {self.label!r} was never entered")
-        self._end = sampler._engine.span_end(self._start, self._sync, self.start_ns,
-                                             2 * layout.period_ns, layout.ws_current,
-                                             layout.ws_inactive)
+        try:
+            self._end = sampler._engine.span_end(self._start, self._sync, self.start_ns,
+                                                 2 * layout.period_ns, layout.ws_current,
+                                                 layout.ws_inactive)
+        finally:
+            if self._counted:
+                sampler._engine.span_closed()
+                self._counted = False
         self.end_ns = _monotonic_ns()
         if self._sync:
             self.end_ns = int.from_bytes(self._end[8:16], "little", signed=True)
