@@ -7,7 +7,7 @@ import time
 import pytest
 
 import pycgroup
-from pycgroup.integrations._meter import StepMeter
+from pycgroup.integrations._meter import WINDOW_LABEL, StepMeter
 
 
 def write(cg, name, text):
@@ -53,13 +53,40 @@ def test_a_report_ends_at_a_row_taken_then(meter):
 
 
 def test_reports_tile_the_run_with_no_gap_or_overlap(meter):
+    """Each report window is an exact span starting at the row the one before ended at:
+    the windows' ends meet, and every change is counted once."""
     cg, meter = meter
     meter.reset_window()
     total = 0.0
     for i in range(1, 6):
         time.sleep(0.03)
         write(cg, "cpu.pressure", pressure(1_000_000 + i * 10_000))
-        began = meter._window_start_ns
         report = meter.collect()
-        total += report["psi_cpu_some"] * (meter._window_start_ns - began) / 1e9
+        window = meter.sampler.steps(WINDOW_LABEL).to_numpy()
+        total += report["psi_cpu_some"] * window["duration_s"][-1]
+    windows = meter.sampler.steps(WINDOW_LABEL).to_numpy()
+    assert len(windows["start_ns"]) == 5
+    assert (windows["start_ns"][1:] == windows["end_ns"][:-1]).all()
     assert total == pytest.approx(0.05, rel=1e-9)  # 5 x 10 ms, each counted once
+
+
+def test_a_report_has_the_peak_working_set_of_the_rows_inside_its_window(tree):
+    """The C core folds the thread's rows into the window's peak: a working set that rose
+    and fell back between two reports is in the report."""
+    procfs, rootfs = tree("v2")
+    cg = pycgroup.current(procfs, rootfs)
+    write(cg, "memory.current", "50000000\n")
+    sampler = pycgroup.Sampler(["memory.current", "memory.stat.inactive_file"], cgroup=cg,
+                               hz=200, every={})
+    meter = StepMeter(sampler)
+    assert meter.start()
+    time.sleep(0.03)
+    write(cg, "memory.current", "90000000\n")
+    time.sleep(0.05)  # the thread reads it several times
+    write(cg, "memory.current", "60000000\n")
+    time.sleep(0.03)
+    report = meter.collect()
+    inactive = int(cg.read(["memory.stat.inactive_file"])["memory.stat.inactive_file"])
+    assert report["memory_working_set_bytes"] == 90_000_000 - inactive
+    meter.close()
+    sampler.close()

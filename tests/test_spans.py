@@ -504,3 +504,23 @@ def test_read_gives_the_process_clocks():
     after = time.process_time_ns() // 1000
     assert before <= values["proc.cpu_usec"] <= after
     assert values["proc.max_rss_bytes"] >= 1 << 20
+
+
+@pytest.mark.parametrize("backend", ["native", "pure"])
+def test_a_span_after_another_starts_at_its_end_row(backend):
+    """Chained exact windows share their boundary rows: one read each, no gap."""
+    s = pycgroup.Sampler(["cpu.stat.usage_usec", "proc.cpu_usec"], backend=backend)
+    with s.span("w", exact=True) as first:
+        busy(0.005)
+    with s.span("w", exact=True, after=first) as second:
+        busy(0.005)
+    assert second.start_ns == first.end_ns
+    assert second._start == first._end[:len(second._start)]
+    assert second.delta["proc.cpu_usec"] >= 5000
+    other = pycgroup.Sampler(["cpu.stat.usage_usec", "proc.cpu_usec"], backend=backend)
+    with pytest.raises(ValueError, match="finished span of the same sampler"):
+        other.span("w", after=first)
+    with pytest.raises(ValueError, match="finished span of the same sampler"):
+        s.span("w", after=s.span("open"))
+    s.close()
+    other.close()

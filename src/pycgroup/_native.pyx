@@ -554,16 +554,21 @@ cdef class SpanCore:
     cdef readonly bytes _end
     cdef public object _cache
     cdef SpanContext _context
+    cdef SpanCore _after  # the span whose end row this one starts at, until entered
     cdef bint _sync
     cdef bint _counted  # counted open by the engine (see pcg_sampler_span_opened)
     cdef int64_t _start_ns, _end_ns
     cdef object __weakref__
 
-    def __cinit__(self, sampler, label, bint exact=False):
+    def __cinit__(self, sampler, label, bint exact=False, SpanCore after=None):
         self._context = <SpanContext?>sampler._span_context
         self._sampler = sampler
         self.label = label
         self.exact = exact
+        if after is not None and (after._end is None or after._context is not self._context):
+            raise ValueError(f"after= takes a finished span of the same sampler, not "
+                             f"{after!r}")
+        self._after = after
 
     def __dealloc__(self):
         # Entered and never exited. (A cycle's collection may have cleared the context
@@ -588,6 +593,11 @@ cdef class SpanCore:
         if not self._sync and not self._counted:
             pcg_sampler_span_opened(&engine._sampler)
             self._counted = True
+        if self._after is not None:  # its end row is this span's start: no read
+            self._start = self._after._end[:(engine._ring.width + 1) * sizeof(int64_t)]
+            self._start_ns = self._after._end_ns
+            self._after = None  # windows chained this way must not keep each other
+            return self
         self._start_ns = _monotonic_ns()
         self._start = engine._boundary(self._sync)
         if self._sync:  # the row read at enter is the boundary

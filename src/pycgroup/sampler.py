@@ -400,13 +400,20 @@ class Sampler:
         self._check_open()
         return self._marks.marks(label)
 
-    def span(self, label: str, exact: bool = False) -> Span:
+    def span(self, label: str, exact: bool = False, after: Span | None = None) -> Span:
         """Returns a context manager measuring the block it wraps (see Span): it copies
         the newest row the thread published at enter and exit (microseconds), or with
-        ``exact=True`` (and whenever no thread runs) reads a row itself at each."""
+        ``exact=True`` (and whenever no thread runs) reads a row itself at each.
+
+        ``after``: a finished span of this sampler; the new span starts at the row that
+        one ended at, reading nothing at enter. Consecutive windows chained so share
+        their boundary rows: nothing falls between them, and exact ones read one row
+        per window."""
         if self._closed:
             self._check_open()
-        return self._span(self, label, exact)
+        if after is None:
+            return self._span(self, label, exact)
+        return self._span(self, label, exact, after)
 
     def steps(self, label: str) -> Steps:
         """Returns one row per finished span with this label, the last included, each

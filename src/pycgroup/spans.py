@@ -101,7 +101,8 @@ class Span:
     _cache: _Decoded | None
 
     if TYPE_CHECKING:  # provided by the backend's class
-        def __init__(self, sampler: SpanOwner, label: str, exact: bool = False) -> None: ...
+        def __init__(self, sampler: SpanOwner, label: str, exact: bool = False,
+                     after: Span | None = None) -> None: ...
         def __enter__(self) -> Self: ...
         def __exit__(self, *exc: object) -> None: ...
 
@@ -203,19 +204,24 @@ class PureSpan(Span):
     the pure engine's boundary() and span_end()."""
 
     __slots__ = ("label", "exact", "start_ns", "end_ns", "_sampler", "_start", "_end",
-                 "_cache", "_sync", "_counted", "__weakref__")
+                 "_cache", "_sync", "_counted", "_after", "__weakref__")
 
-    def __init__(self, sampler: SpanOwner, label: str, exact: bool = False):
+    def __init__(self, sampler: SpanOwner, label: str, exact: bool = False,
+                 after: Span | None = None):
+        if after is not None and (after._end is None or after._sampler is not sampler):
+            raise ValueError(f"after= takes a finished span of the same sampler, not "
+                             f"{after!r}")
         self._sampler = sampler
         self.label = label
         self.exact = exact
+        self._after = after
         self.start_ns = self.end_ns = None
         self._start = self._end = self._cache = None
         self._sync = exact
         self._counted = False  # counted open by the engine (see Engine.span_opened)
 
     def __del__(self) -> None:
-        if self._counted:  # entered and never exited
+        if getattr(self, "_counted", False):  # entered and never exited
             self._sampler._engine.span_closed()
 
     def __enter__(self) -> Self:
@@ -225,6 +231,12 @@ class PureSpan(Span):
         if not sync and not self._counted:
             engine.span_opened()
             self._counted = True
+        after, self._after = self._after, None  # chained windows must not keep each other
+        if after is not None:  # its end row is this span's start: no read
+            assert after._end is not None
+            self._start = after._end[:8 * (engine.width + 1)]
+            self.start_ns = after.end_ns
+            return self
         self.start_ns = _monotonic_ns()
         self._start = engine.boundary(sync)
         if sync:  # the row read at enter is the boundary

@@ -12,11 +12,9 @@ import time
 from typing import TYPE_CHECKING, Callable, Iterable, Mapping, cast
 
 from pycgroup import catalogue
-from pycgroup.formats import MISSING, UNLIMITED
 
 if TYPE_CHECKING:
     from pycgroup.sampler import Sampler
-    from pycgroup.samples import Samples
     from pycgroup.spans import Span
     from pycgroup.steps import Steps
     from pycgroup.summary import StepSummary
@@ -34,10 +32,11 @@ RATES = {
 #: Logged names -> counter whose change over the window is logged.
 CHANGES = {"oom_kills": "memory.events.oom_kill"}
 
-_ABSENT = (MISSING, UNLIMITED)
-
 #: The label of the spans a meter wraps training steps in.
 STEP_LABEL = "train_step"
+#: The label of its report windows: exact spans, each starting at the row the one
+#: before ended at (``sampler.steps(WINDOW_LABEL)`` lists them).
+WINDOW_LABEL = "pycgroup.report_window"
 
 #: Sampling rate of a callback's sampler: counters are cumulative, so each report is
 #: exact at any rate (its end is a row taken on the spot); the rate only sets how well
@@ -63,7 +62,8 @@ class StepMeter:
         self._warned: set[str] = set()
         self._measured: set[str] = set()  # metrics reported at least once
         self._read_errors = 0
-        self._window_start_ns: int | None = None
+        self._window: Span | None = None  # the report window, an open exact span
+        self._effective_memory: int | None = None
         self._steps = 0
         self._step_ns = 0
         self._span: Span | None = None
@@ -98,8 +98,16 @@ class StepMeter:
 
     def reset_window(self) -> None:
         """Starts a new reporting window now (a row taken on the spot marks its start)."""
-        self._window_start_ns = self._row()
         self._steps = self._step_ns = 0
+        self._window = None
+        if self.sampler is None:
+            return
+        try:
+            self._effective_memory = self.sampler.origin.limits.get("effective_memory_bytes")
+            self._window = self.sampler.span(WINDOW_LABEL, exact=True).__enter__()
+        except Exception as e:  # noqa: BLE001
+            self.warn_once("sample", "pycgroup: taking a row failed (%s: %s)",
+                           type(e).__name__, e)
 
     def close(self) -> None:
         """Stops the sampler if the meter made it, keeping its steps and summary."""
@@ -169,30 +177,28 @@ class StepMeter:
         out = {"steps": float(self._steps)}
         if self._steps:
             out["step_time_s"] = self._step_ns / self._steps / 1e9
-        start = self._window_start_ns
         self._steps = self._step_ns = 0
-        if start is None:
+        window, self._window = self._window, None
+        if window is None:
             return out
         # None after close(): the AttributeError below is then logged like any failure.
         sampler = cast("Sampler", self.sampler)
         try:
-            # The window ends at a row taken now (one sample(), tens of µs, once per
+            # The window ends at a row read now (one sample(), tens of µs, once per
             # report), which also starts the next window: nothing falls between two
             # windows, and the counters the thread reads at 10 Hz (pressure,
             # memory.events) are fresh at both ends, not up to 100 ms stale, which over a
-            # short window made stall time exceed one second a second.
-            end = self._row()
-            if end is None:
-                return out
-            rows = sampler.data(since_ns=start).between(start, end)
-            self._window_start_ns = end
+            # short window made stall time exceed one second a second. The C core folds
+            # the rows in between into the peak working set; no row is copied out.
+            window.__exit__(None, None, None)
+            self._window = sampler.span(WINDOW_LABEL, exact=True, after=window).__enter__()
         except Exception as e:  # noqa: BLE001
             self.warn_once("data", "pycgroup: reading the sampler's rows failed (%s: %s)",
                            type(e).__name__, e)
             return out
-        self._guard(out, "throttling", self._throttling_metrics, rows)
-        self._guard(out, "working_set", self._memory_metrics, rows)
-        self._guard(out, "lost metrics", lambda out, rows: self._warn_lost(out), rows)
+        self._guard(out, "throttling", self._throttling_metrics, window)
+        self._guard(out, "working_set", self._memory_metrics, window)
+        self._guard(out, "lost metrics", lambda out, window: self._warn_lost(out), window)
         return out
 
     def _warn_lost(self, out: dict[str, float]) -> None:
@@ -211,21 +217,13 @@ class StepMeter:
                            "errors, the last: %s); skipped while it cannot", name,
                            stats.read_errors, stats.last_error)
 
-    def _throttling_metrics(self, out: dict[str, float], rows: Samples) -> None:
-        """Counters from the window's first and last rows alone (a few µs, where
-        Samples.throttling() over every row costs hundreds): exact for cumulative
-        counters; a counter missing at either end or gone backwards is left out."""
-        if len(rows) < 2:
-            return
-        elapsed = (int(rows.t_ns[-1]) - int(rows.t_ns[0])) / 1e9
-        change: dict[str, int] = {}
-        for name in rows.columns:
-            column = rows[name]
-            first, last = int(column[0]), int(column[-1])
-            if first not in _ABSENT and last not in _ABSENT and last >= first:
-                change[name] = last - first
+    def _throttling_metrics(self, out: dict[str, float], window: Span) -> None:
+        """Counters from the window's boundary rows alone: exact for cumulative counters;
+        a counter missing at either end or gone backwards is left out."""
+        elapsed = window.duration_s
+        change = {name: d for name, d in window.delta.items() if d is not None}
         for name, (counter, scale) in RATES.items():
-            if counter in change and elapsed > 0:
+            if counter in change and elapsed:
                 out[name] = change[counter] * scale / elapsed
         for name, counter in CHANGES.items():
             if counter in change:
@@ -233,41 +231,30 @@ class StepMeter:
         periods = change.get("cpu.stat.nr_periods")
         if periods and "cpu.stat.nr_throttled" in change:
             out["cpu_throttled_fraction"] = change["cpu.stat.nr_throttled"] / periods
-        if any(name.startswith("gpu") for name in rows.columns):
-            self._gpu_metrics(out, rows)
+        if any(name.startswith("gpu") for name in change):
+            self._gpu_metrics(out, window)
 
-    def _gpu_metrics(self, out: dict[str, float], rows: Samples) -> None:
-        for g in rows.throttling().gpus:
+    def _gpu_metrics(self, out: dict[str, float], window: Span) -> None:
+        for g in window.throttling.gpus:
             for reason, fraction in g.violation_fraction.items():
                 if fraction is not None:
                     out[f"gpu{g.gpu}_violation_{reason}"] = float(fraction)
 
-    def _memory_metrics(self, out: dict[str, float], rows: Samples) -> None:
-        peak = rows.peak(catalogue.WORKING_SET)
+    def _memory_metrics(self, out: dict[str, float], window: Span) -> None:
+        peak = window.peak.get(catalogue.WORKING_SET)
         if peak is None:
             return
         out["memory_working_set_bytes"] = float(peak)
-        if rows.effective_memory_bytes:
-            out["memory_working_set_fraction"] = peak / rows.effective_memory_bytes
+        if self._effective_memory:
+            out["memory_working_set_fraction"] = peak / self._effective_memory
 
     def _guard(self, out: dict[str, float], what: str,
-               compute: Callable[[dict[str, float], Samples], None], rows: Samples) -> None:
+               compute: Callable[[dict[str, float], Span], None], window: Span) -> None:
         try:
-            compute(out, rows)
+            compute(out, window)
         except Exception as e:  # noqa: BLE001
             self.warn_once(what, "pycgroup: computing %s failed (%s: %s); skipped",
                            what, type(e).__name__, e)
-
-    def _row(self) -> int | None:
-        """Takes a row now; returns its time, or None when there is no sampler."""
-        if self.sampler is None:
-            return None
-        try:
-            return self.sampler.sample()
-        except Exception as e:  # noqa: BLE001
-            self.warn_once("sample", "pycgroup: taking a row failed (%s: %s)",
-                           type(e).__name__, e)
-            return None
 
     def warn_once(self, key: str, message: str, *args: object) -> None:
         """Logs a warning the first time ``key`` fails, and only then."""
