@@ -81,3 +81,48 @@ def test_live_half_a_core_quota_shows_in_the_logs(tmp_path, live_cgroups):
     assert all(0 <= f <= 1 for f in fractions)
     assert sum(float(r["pycgroup/cpu_throttled_s_per_s"]) for r in logged) > 0
     assert not any(math.isnan(float(r["pycgroup/cpu_cores_used"])) for r in logged)
+
+
+def test_hooks_the_callback_does_not_implement_are_skipped_by_lightning(tmp_path):
+    """Lightning calls a callback's hooks only when callable: the no-op ones are None, so
+    a step pays for the two hooks the callback uses. A subclass's own hook still runs,
+    and checkpointing, which calls its hooks directly, still works."""
+    import lightning.pytorch as pl
+    import torch
+
+    from pycgroup.integrations.lightning import callback_class
+
+    base = callback_class("lightning")
+    assert base.on_before_backward is None and base.on_validation_batch_end is None
+    assert callable(base.on_train_batch_start) and callable(base.on_save_checkpoint)
+
+    class Counting(base):
+        backward_calls = 0
+
+        def on_before_backward(self, trainer, pl_module, loss):
+            self.backward_calls += 1
+
+    class MLP(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Linear(8, 1)
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            return torch.nn.functional.mse_loss(self.net(x), y)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    x = torch.randn(64, 8)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, x[:, :1]),
+                                         batch_size=8)
+    callback = Counting()
+    trainer = pl.Trainer(max_steps=6, accelerator="cpu", devices=1, logger=False,
+                         callbacks=[callback], default_root_dir=str(tmp_path),
+                         enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(MLP(), loader)
+    assert callback.backward_calls == 6
+    assert len(callback.steps()) == 6
+    trainer.save_checkpoint(str(tmp_path / "last.ckpt"))
+    assert (tmp_path / "last.ckpt").stat().st_size > 0

@@ -135,8 +135,28 @@ def callback_class(package: str | None = None) -> type:
         raise ValueError(f"package must be one of {sorted(PACKAGES)}, not {package!r}")
     if package not in _classes:
         base: type = require(PACKAGES[package], "lightning", "PycgroupCallback").Callback
-        _classes[package] = make_callback_class(_PycgroupHooks, base, __name__)
+        cls = make_callback_class(_PycgroupHooks, base, __name__)
+        for name in _hooks_not_implemented(base):
+            setattr(cls, name, None)
+        _classes[package] = cls
     return _classes[package]
+
+
+#: Hooks Lightning calls directly, not through _call_callback_hooks: kept callable.
+_CALLED_DIRECTLY = {"on_save_checkpoint", "on_load_checkpoint"}
+
+
+def _hooks_not_implemented(base: type) -> list[str]:
+    """Returns the hooks of Lightning's Callback this callback does not implement.
+    Lightning calls a callback's hook only when it is callable (``_call_callback_hooks``
+    in lightning/pytorch/trainer/call.py), each inside a profiler context that costs
+    about 6 µs: the no-op hooks a Callback inherits (four on every training step:
+    before and after backward, before the optimizer step and zero_grad) cost more than
+    the callback's own work. Set to None, they are skipped. A subclass that defines one
+    of them is called as usual."""
+    return [name for name in dir(base)
+            if (name.startswith("on_") or name in ("setup", "teardown"))
+            and name not in vars(_PycgroupHooks) and name not in _CALLED_DIRECTLY]
 
 
 def __getattr__(name: str) -> type:
