@@ -41,6 +41,16 @@ def test_csv_has_pycgroup_columns_every_log_interval(tmp_path):
     assert [float(r["pycgroup/step_time_s"]) for r in logged] == pytest.approx(windows.tolist())
 
 
+def test_with_gradient_accumulation_metrics_land_on_the_optimizer_steps_logged(tmp_path):
+    """Two batches an optimizer step: Lightning writes step logs every 2 optimizer steps
+    (after 4 batches), and each report covers those 4 batches."""
+    rows, callback = tiny.lightning_mlp(tmp_path, max_steps=6, log_every=2, accumulate=2)
+    logged = pycgroup_rows(rows)
+    assert [int(r["step"]) for r in logged] == [1, 3, 5]
+    assert [float(r["pycgroup/steps"]) for r in logged] == [4.0] * 3
+    assert len(callback.steps()) == 12
+
+
 def test_pytorch_lightning_trainer_takes_its_own_callback_class(tmp_path):
     pytest.importorskip("pytorch_lightning", reason="pytorch_lightning is not installed")
     rows, _ = tiny.lightning_mlp(tmp_path, max_steps=4, log_every=2,

@@ -29,7 +29,7 @@ def join_cgroups_from_env():
 
 
 def lightning_mlp(out_dir, max_steps=20, log_every=5, package="lightning", hidden=64,
-                  batch=32, threads=1):
+                  batch=32, threads=1, accumulate=1):
     """Trains a 2-layer MLP with PycgroupCallback and a CSVLogger; returns the rows of
     the CSV (a list of dicts of str) and the callback."""
     import csv
@@ -66,6 +66,7 @@ def lightning_mlp(out_dir, max_steps=20, log_every=5, package="lightning", hidde
     logger = pl.loggers.CSVLogger(str(out_dir), name="run", version=0)
     trainer = pl.Trainer(max_steps=max_steps, accelerator="cpu", devices=1, logger=logger,
                          log_every_n_steps=log_every, callbacks=[callback],
+                         accumulate_grad_batches=accumulate,
                          enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False)
     trainer.fit(MLP(), loader)

@@ -104,9 +104,12 @@ def _logs_written_now(trainer: Any) -> bool:
     """Whether Lightning writes step logs after this batch: the logger connector's own
     rule (every log_every_n_steps optimizer steps, and on the last), so the metrics land
     on the steps it logs and are computed only then."""
-    accumulating = getattr(getattr(trainer, "fit_loop", None), "_should_accumulate", None)
-    if callable(accumulating) and accumulating():
-        return False  # Lightning writes step logs only after the optimizer steps
+    # Lightning writes step logs only after the optimizer steps. (Asking whether it
+    # accumulates walks its loops' progress: skipped where every batch steps.)
+    if getattr(trainer, "accumulate_grad_batches", None) != 1:
+        accumulating = getattr(getattr(trainer, "fit_loop", None), "_should_accumulate", None)
+        if callable(accumulating) and accumulating():
+            return False
     connector = getattr(trainer, "_logger_connector", None)
     should = getattr(connector, "should_update_logs", None)
     if isinstance(should, bool):
