@@ -1,15 +1,19 @@
-"""What the framework callbacks cost a training loop, by the interleaved-blocks method of
-test_bench_sampler.py: blocks of steps with and without the callback, back to back,
-and the median of the ratios (pairing cancels the host's slow drifts). Each pair gives
-two ratios: wall time (what the loop waits) and process CPU time (what a CPU quota
-pays, the sampler thread included; steadier than wall time on a shared host).
+"""What the framework callbacks cost a training loop, by interleaved blocks: blocks of
+steps with and without the callback, back to back, and the median of the ratios of
+each pair (pairing cancels the host's slow drifts). Each pair gives two ratios: wall
+time (what the loop waits) and process CPU time (what a CPU quota pays, the sampler
+thread included).
 
 - ``meter``: the step meter every callback (Lightning, transformers, Keras) runs on
   each step, a span, and on each logging step (every 50, Lightning's default), the
   window's metrics, around a 1 ms numpy step.
-- ``lightning``, ``transformers``, ``keras``: a real Trainer (or ``model.fit``) on a
-  small model, timed from the first to the last training step, with and without the
-  framework's PycgroupCallback."""
+- ``lightning``, ``transformers``, ``keras``: one real Trainer (or ``model.fit``) run on
+  a small model, whose steps are cut into blocks of 100 (two logging intervals, so
+  that each block with the callback makes two reports). Between blocks the framework's list
+  of callbacks is swapped for one with or without PycgroupCallback, so a block without
+  it pays nothing for it, not even the framework's dispatch of its hooks. Comparing
+  blocks of one run, rather than whole runs, leaves out what varies from run to run
+  (model initialisation, allocator state): whole runs differed by ±10%."""
 
 import os
 import time
@@ -17,9 +21,16 @@ import time
 import numpy as np
 import pytest
 
-PAIRS = int(os.environ.get("PYCGROUP_BENCH_PAIRS", "15"))  # fewer for a smoke run
+from stats import median_with_interval
+
+PAIRS = int(os.environ.get("PYCGROUP_BENCH_PAIRS", "30"))  # fewer for a smoke run
 STEPS = 200
 LOG_EVERY = 50
+#: Two logging intervals: each block with the callback makes two reports, and each
+#: block holds one flush of Lightning's CSVLogger (every 100 steps), which in blocks
+#: of 50 fell in every other block and split the ratios in two.
+BLOCK = 2 * LOG_EVERY
+WARMUP_BLOCKS = 2
 
 
 def numpy_step(a=np.linspace(0.0, 1.0, 20_000)):
@@ -29,10 +40,15 @@ def numpy_step(a=np.linspace(0.0, 1.0, 20_000)):
     return a
 
 
-def median_ratio(ratios, prefix: str = "slowdown") -> dict:
-    q1, median, q3 = np.percentile(ratios, [25, 50, 75])
-    return {f"{prefix}_median": median, f"{prefix}_q1": q1, f"{prefix}_q3": q3,
-            "pairs": len(ratios)}
+def summarize(walls, cpus) -> dict:
+    """The median wall and CPU ratios with their 95% intervals and quartiles."""
+    out: dict = {"pairs": len(walls)}
+    for prefix, ratios in (("slowdown", walls), ("cpu_ratio", cpus)):
+        median, low, high = median_with_interval(ratios)
+        q1, q3 = np.percentile(ratios, [25, 75])
+        out.update({f"{prefix}_median": median, f"{prefix}_ci_low": low,
+                    f"{prefix}_ci_high": high, f"{prefix}_q1": q1, f"{prefix}_q3": q3})
+    return out
 
 
 class Clock:
@@ -43,42 +59,6 @@ class Clock:
 
     def stop(self):
         self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
-
-
-class ClockFromFirstStep:
-    """Mixed into a framework's callback: a Clock from the first training step to the
-    end of training (setup and teardown left out)."""
-
-    clock = None
-
-    def first_step(self):
-        if self.clock is None:
-            self.clock = Clock()
-            self.clock.start()
-
-    def training_ended(self):
-        self.clock.stop()
-
-
-def interleaved(benchmark, run) -> None:
-    """Runs run(False) and run(True) (each returning a stopped Clock) PAIRS times back to
-    back, the one or the other first in turn (a run can leave the next one warmer or
-    colder: a fixed order would count that as the callback's); records the median wall
-    and CPU ratios of with to without."""
-
-    def pairs():
-        walls, cpus = [], []
-        for pair in range(PAIRS):
-            if pair % 2:
-                metered, alone = run(True), run(False)
-            else:
-                alone, metered = run(False), run(True)
-            walls.append(metered.wall / alone.wall)
-            cpus.append(metered.cpu / alone.cpu)
-        benchmark.extra_info.update(median_ratio(walls))
-        benchmark.extra_info.update(median_ratio(cpus, "cpu_ratio"))
-
-    benchmark.pedantic(pairs, rounds=1, iterations=1)
 
 
 def meter_block(meter) -> Clock:
@@ -113,8 +93,65 @@ def test_meter_overhead_per_step(benchmark):
         time.sleep(0.002)
         return meter_block(meter)
 
-    interleaved(benchmark, block)
+    def pairs():
+        walls, cpus = [], []
+        for pair in range(PAIRS):
+            if pair % 2:
+                metered, alone = block(True), block(False)
+            else:
+                alone, metered = block(False), block(True)
+            walls.append(metered.wall / alone.wall)
+            cpus.append(metered.cpu / alone.cpu)
+        benchmark.extra_info.update(summarize(walls, cpus))
+
+    benchmark.pedantic(pairs, rounds=1, iterations=1)
     meter.close()
+
+
+class Interleaver:
+    """Called at the end of every training step (placed after PycgroupCallback, so that
+    a report made at a block's last step is in that block), it times blocks of BLOCK
+    steps and, between blocks, hands ``use(with_callback)`` the choice for the next:
+    after WARMUP_BLOCKS, pairs of blocks, the one with the callback first in every other
+    pair."""
+
+    def __init__(self, use):
+        self.use = use
+        self.steps = 0
+        self.clock = None
+        self.blocks: list[tuple[bool, float, float]] = []  # (with, wall, cpu)
+        self.with_callback = True
+
+    @staticmethod
+    def total_steps() -> int:
+        return (WARMUP_BLOCKS + 2 * PAIRS) * BLOCK
+
+    def step_ended(self):
+        self.steps += 1
+        if self.steps % BLOCK:
+            return
+        now = time.perf_counter(), time.process_time()
+        block = self.steps // BLOCK  # blocks ended so far
+        if self.clock is not None and block > WARMUP_BLOCKS:
+            self.blocks.append((self.with_callback, now[0] - self.clock[0],
+                                now[1] - self.clock[1]))
+        self.clock = now
+        if block == WARMUP_BLOCKS + 2 * PAIRS:
+            self.use(True)  # back for the end of training, which closes its sampler
+        elif block >= WARMUP_BLOCKS:
+            pair, second = divmod(block - WARMUP_BLOCKS, 2)
+            self.with_callback = second == pair % 2  # first in even pairs, second in odd
+            self.use(self.with_callback)
+
+    def record(self, benchmark) -> None:
+        walls, cpus = [], []
+        for a, b in zip(self.blocks[::2], self.blocks[1::2]):
+            on, off = (a, b) if a[0] else (b, a)
+            assert on[0] and not off[0]
+            walls.append(on[1] / off[1])
+            cpus.append(on[2] / off[2])
+        assert len(walls) == PAIRS
+        benchmark.extra_info.update(summarize(walls, cpus))
 
 
 @pytest.mark.benchmark(group="callbacks")
@@ -124,13 +161,6 @@ def test_lightning_callback_overhead(benchmark, tmp_path):
     from pycgroup.integrations.lightning import callback_class
 
     torch.set_num_threads(1)
-
-    class Timer(ClockFromFirstStep, pl.Callback):
-        def on_train_batch_start(self, *args):
-            self.first_step()
-
-        def on_train_end(self, *args):
-            self.training_ended()
 
     class MLP(pl.LightningModule):
         def __init__(self):
@@ -147,22 +177,30 @@ def test_lightning_callback_overhead(benchmark, tmp_path):
         def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=0.01)
 
-    x = torch.randn(64 * STEPS, 64)
+    pycgroup_callback = callback_class("lightning")()
+
+    class Blocks(pl.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            interleaver.step_ended()
+
+    timer = Blocks()
+
+    def use(with_callback: bool) -> None:
+        # A new list: Lightning is iterating the current one
+        trainer.callbacks = [pycgroup_callback, timer] if with_callback else [timer]
+
+    interleaver = Interleaver(use)
+    x = torch.randn(64 * interleaver.total_steps(), 64)  # one epoch: no epoch ends
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, x[:, :1]),
                                          batch_size=64)
-
-    def fit(with_callback: bool) -> Clock:
-        timer = Timer()
-        callbacks = [timer] + ([callback_class("lightning")()] if with_callback else [])
-        trainer = pl.Trainer(max_steps=STEPS, accelerator="cpu", devices=1,
-                             logger=pl.loggers.CSVLogger(str(tmp_path)),
-                             log_every_n_steps=LOG_EVERY, callbacks=callbacks,
-                             enable_checkpointing=False, enable_progress_bar=False,
-                             enable_model_summary=False)
-        trainer.fit(MLP(), loader)
-        return timer.clock
-
-    interleaved(benchmark, fit)
+    trainer = pl.Trainer(max_steps=interleaver.total_steps(), accelerator="cpu", devices=1,
+                         logger=pl.loggers.CSVLogger(str(tmp_path)),
+                         log_every_n_steps=LOG_EVERY, callbacks=[pycgroup_callback, timer],
+                         enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False)
+    benchmark.pedantic(lambda: trainer.fit(MLP(), loader), rounds=1, iterations=1)
+    interleaver.record(benchmark)
+    assert len(pycgroup_callback.steps()) >= PAIRS * BLOCK
 
 
 @pytest.mark.benchmark(group="callbacks")
@@ -173,41 +211,42 @@ def test_transformers_callback_overhead(benchmark, tmp_path):
 
     torch.set_num_threads(1)
 
-    class Timer(ClockFromFirstStep, transformers.TrainerCallback):
-        def on_step_begin(self, args, state, control, **kwargs):
-            self.first_step()
-
-        def on_train_end(self, args, state, control, **kwargs):
-            self.training_ended()
-
     class Tokens(torch.utils.data.Dataset):
         def __len__(self):
-            return 8 * STEPS
+            return 8 * Interleaver.total_steps()  # one epoch: no epoch ends
 
         def __getitem__(self, i):
             ids = torch.randint(0, 100, (16,), generator=torch.Generator().manual_seed(i))
             return {"input_ids": ids, "attention_mask": torch.ones(16, dtype=torch.long),
                     "labels": int(ids[0] % 2)}
 
+    class Blocks(transformers.TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            interleaver.step_ended()
+
     config = transformers.BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2,
                                      num_attention_heads=2, intermediate_size=64,
                                      max_position_embeddings=32, num_labels=2)
     args = transformers.TrainingArguments(
-        output_dir=str(tmp_path), max_steps=STEPS, per_device_train_batch_size=8,
-        logging_steps=LOG_EVERY, report_to=[], save_strategy="no", use_cpu=True,
-        disable_tqdm=True, dataloader_num_workers=0)
-    data = Tokens()
+        output_dir=str(tmp_path), max_steps=Interleaver.total_steps(),
+        per_device_train_batch_size=8, logging_steps=LOG_EVERY, report_to=[],
+        save_strategy="no", use_cpu=True, disable_tqdm=True, dataloader_num_workers=0)
+    torch.manual_seed(0)
+    pycgroup_callback, timer = PycgroupCallback(), Blocks()
+    trainer = transformers.Trainer(model=transformers.BertForSequenceClassification(config),
+                                   args=args, train_dataset=Tokens(),
+                                   callbacks=[pycgroup_callback, timer])
+    handler = trainer.callback_handler
+    everything = list(handler.callbacks)  # the Trainer's own callbacks, then ours
 
-    def train(with_callback: bool) -> Clock:
-        timer = Timer()
-        torch.manual_seed(0)
-        model = transformers.BertForSequenceClassification(config)
-        callbacks = [timer] + ([PycgroupCallback()] if with_callback else [])
-        transformers.Trainer(model=model, args=args, train_dataset=data,
-                             callbacks=callbacks).train()
-        return timer.clock
+    def use(with_callback: bool) -> None:
+        # A new list: the handler is iterating the current one
+        handler.callbacks = [c for c in everything
+                             if with_callback or c is not pycgroup_callback]
 
-    interleaved(benchmark, train)
+    interleaver = Interleaver(use)
+    benchmark.pedantic(trainer.train, rounds=1, iterations=1)
+    interleaver.record(benchmark)
 
 
 @pytest.mark.benchmark(group="callbacks")
@@ -220,29 +259,32 @@ def test_keras_callback_overhead(benchmark, monkeypatch):
         pytest.skip(f"keras was imported with the {keras.backend.backend()} backend")
     from pycgroup.integrations.keras import PycgroupCallback
 
-    class Timer(ClockFromFirstStep, keras.callbacks.Callback):
-        def on_train_batch_begin(self, batch, logs=None):
-            self.first_step()
+    class Blocks(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            interleaver.step_ended()
 
-        def on_train_end(self, logs=None):
-            self.training_ended()
-
+    steps = Interleaver.total_steps()
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(STEPS * 32, 64)).astype("float32")
-    y = x[:, :1]
+    x = rng.normal(size=(steps * 32, 64)).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(256, activation="relu"),
+                              keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    pycgroup_callback, timer = PycgroupCallback(every_n_steps=LOG_EVERY), Blocks()
+    callbacks = keras.callbacks.CallbackList([pycgroup_callback, timer], add_history=True,
+                                             model=model, epochs=1, steps=steps, verbose=0)
 
-    def fit(with_callback: bool) -> Clock:
-        timer = Timer()
-        keras.utils.set_random_seed(0)
-        model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(256, activation="relu"),
-                                  keras.layers.Dense(1)])
-        model.compile(optimizer="sgd", loss="mse")
-        callbacks = [timer] + ([PycgroupCallback(every_n_steps=LOG_EVERY)]
-                               if with_callback else [])
-        model.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=callbacks)
-        return timer.clock
+    def use(with_callback: bool) -> None:
+        # A new list: Keras is iterating the current one
+        callbacks.callbacks = [c for c in everything
+                               if with_callback or c is not pycgroup_callback]
 
-    interleaved(benchmark, fit)
+    everything = list(callbacks.callbacks)  # ours and Keras's History
+    interleaver = Interleaver(use)
+    benchmark.pedantic(lambda: model.fit(x, x[:, :1], batch_size=32, epochs=1, verbose=0,
+                                         callbacks=callbacks),
+                       rounds=1, iterations=1)
+    interleaver.record(benchmark)
 
 
 @pytest.fixture(scope="module")

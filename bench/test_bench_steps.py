@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import pycgroup
+from stats import median_with_interval
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -105,15 +106,6 @@ def numpy_step(a=np.linspace(0.0, 1.0, 40_000)):
     for _ in range(22):
         a = np.sqrt(a * a + 1.0)
     return a
-
-
-def median_with_interval(ratios, seed=0) -> tuple[float, float, float]:
-    """Returns the median of the ratios and a 95% bootstrap interval around it: the
-    spread a rerun on this machine would show."""
-    ratios = np.asarray(ratios)
-    resampled = np.random.default_rng(seed).choice(ratios, (2000, len(ratios)))
-    low, high = np.percentile(np.median(resampled, axis=1), [2.5, 97.5])
-    return float(np.median(ratios)), float(low), float(high)
 
 
 PAIRS = 150
