@@ -201,19 +201,19 @@ def _percent(ratio: float) -> str:
 
 def callbacks_table(b: dict) -> list:
     """What each framework callback costs a training loop (interleaved blocks)."""
-    rows = ["| framework callback, 200 steps logged every 50 | wall time, median (quartiles) "
-            "| process CPU time, median (quartiles) |", "|---|---|---|"]
+    rows = ["| framework callback, logging every 50 steps | wall time, median (95% interval) "
+            "| process CPU time, median (95% interval) | pairs |", "|---|---|---|---|"]
     for name, label in CALLBACKS:
         if name in b:
             e = b[name]["extra_info"]
             rows.append(f"| {label} | {_percent(e['slowdown_median'])} "
-                        f"({_percent(e['slowdown_q1'])}…{_percent(e['slowdown_q3'])}) | "
-                        f"{_percent(e['cpu_ratio_median'])} ({_percent(e['cpu_ratio_q1'])}…"
-                        f"{_percent(e['cpu_ratio_q3'])}) |")
+                        f"({_percent(e['slowdown_ci_low'])}…{_percent(e['slowdown_ci_high'])}) | "
+                        f"{_percent(e['cpu_ratio_median'])} ({_percent(e['cpu_ratio_ci_low'])}…"
+                        f"{_percent(e['cpu_ratio_ci_high'])}) | {e['pairs']} |")
     for name, label in [("test_meter_step_hooks", "a step's hooks (a span)"),
                         ("test_meter_collect_after_50_steps", "a logging step's report over 50 steps")]:
         if name in b:
-            rows.append(f"| {label} | {b[name]['stats']['median'] * 1e6:.1f} µs | |")
+            rows.append(f"| {label} | {b[name]['stats']['median'] * 1e6:.1f} µs | | |")
     return rows if len(rows) > 2 else []
 
 
@@ -255,14 +255,16 @@ def bars(b: dict) -> list:
     if "test_mark" in b:
         mark = b["test_mark"]["stats"]["median"] * 1e6
         span = b["test_span_enter_exit"]["extra_info"]
-        loop = b["test_training_loop[span]"]["extra_info"]["slowdown_median"]
+        loop_info = b["test_training_loop[span]"]["extra_info"]
+        loop = loop_info["slowdown_median"]
         lines += [
             f"- `mark()` ≤ 1 µs median: {mark:.2f} µs, {holds(mark <= 1)}.",
             f"- span enter + exit ≤ 5 µs median and ≤ 50 µs p99: {span['median_us']:.1f} µs "
             f"and {span['p99_us']:.0f} µs, "
             f"{holds(span['median_us'] <= 5 and span['p99_us'] <= 50)}.",
             f"- ≤ 1% slowdown of a training loop with a span per step: "
-            f"{(loop - 1) * 100:+.1f}%, {holds(loop <= 1.01)}.",
+            f"{(loop - 1) * 100:+.2f}% (95% interval {_percent(loop_info['slowdown_ci_low'])}…"
+            f"{_percent(loop_info['slowdown_ci_high'])}), {holds(loop <= 1.01)}.",
         ]
         thread = b.get("test_thread_cpu_vs_bare_thread[1000]")
         if thread:
@@ -280,7 +282,8 @@ def bars(b: dict) -> list:
             e = b[name]["extra_info"]
             worst = max(e["slowdown_median"], e["cpu_ratio_median"])
             lines.append(f"- {label.split(',')[0]} ≤ 1% of the training loop: "
-                         f"{_percent(e['slowdown_median'])} wall, "
+                         f"{_percent(e['slowdown_median'])} wall (95% interval "
+                         f"{_percent(e['slowdown_ci_low'])}…{_percent(e['slowdown_ci_high'])}), "
                          f"{_percent(e['cpu_ratio_median'])} CPU, {holds(worst <= 1.01)}.")
     if "test_gpu_bare_nvml_calls" in b:
         bare, gpu = b["test_gpu_bare_nvml_calls"], b["test_gpu_native_group"]
