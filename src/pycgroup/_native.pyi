@@ -73,7 +73,8 @@ class SpanContext:
     """What the spans of one native sampler share (see _native.pyx)."""
 
     def __new__(cls, engine: Engine, max_gap_ns: int, ws_current: int, ws_inactive: int,
-                pending: list[Any], flush_at: int, flush: Callable[[], object]) -> Self: ...
+                pending: list[Any], flush_at: int, flush: Callable[[], object],
+                basis: Any) -> Self: ...
 
 @disjoint_base
 class SpanCore:
@@ -84,7 +85,7 @@ class SpanCore:
     @property
     def exact(self) -> bool: ...
     @property
-    def _sampler(self) -> Any: ...  # the Sampler that made it
+    def _basis(self) -> Any: ...  # the SpanBasis of the Sampler that made it
     @property
     def _start(self) -> bytes | None: ...
     @property

@@ -6,6 +6,7 @@ import os
 import numpy as np
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+cimport cython
 from libc.errno cimport EALREADY, EBUSY, EINVAL, EIO, ENODEV, ENOMEM, ESHUTDOWN
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
@@ -519,9 +520,10 @@ cdef int64_t _monotonic_ns() noexcept nogil:
 
 cdef class SpanContext:
     """What the spans of one native sampler share: its engine, how far apart rows may
-    be before they count as a gap, where the working set's inputs sit in a row, and the
+    be before they count as a gap, where the working set's inputs sit in a row, the
     list finished spans are appended to (a SpanStore's pending list), with the callable
-    that empties it once it holds flush_at spans."""
+    that empties it once it holds flush_at spans, and the basis of their figures
+    (pycgroup.spans.SpanBasis)."""
 
     cdef Engine engine
     cdef int64_t max_gap_ns
@@ -529,10 +531,13 @@ cdef class SpanContext:
     cdef list pending
     cdef Py_ssize_t flush_at
     cdef object flush
+    cdef object basis
 
     def __cinit__(self, Engine engine not None, int64_t max_gap_ns, int ws_current,
-                  int ws_inactive, list pending not None, Py_ssize_t flush_at, flush not None):
+                  int ws_inactive, list pending not None, Py_ssize_t flush_at, flush not None,
+                  basis not None):
         engine._check_working_set_columns(ws_current, ws_inactive)
+        self.basis = basis
         self.engine = engine
         self.max_gap_ns = max_gap_ns
         self.ws_current = ws_current
@@ -542,18 +547,30 @@ cdef class SpanContext:
         self.flush = flush
 
 
+cdef extern from "Python.h":
+    int PyObject_IS_GC(object op)
+    void PyObject_GC_UnTrack(void *op)
+
+
+@cython.no_gc
 cdef class SpanCore:
     """A span's boundaries, taken in C: enter and exit each copy the newest row the
     thread published (or, exact or with no thread running, read one), so that neither
-    runs a line of Python. pycgroup.spans.Span computes the figures from them."""
+    runs a line of Python. pycgroup.spans.Span computes the figures from them.
+
+    Spans are kept by the thousand and live long: they stay out of the garbage
+    collector (no_gc), which in a large process (torch) re-examined every kept span in
+    each full collection, about 10 µs a span. That is safe because a span leads to
+    nothing that leads back to it: its basis holds no sampler, and it lets go of its
+    context (which reaches the store) when it ends, and of ``after`` when it starts."""
 
     cdef readonly object label
     cdef readonly bint exact
-    cdef readonly object _sampler
+    cdef readonly object _basis
     cdef readonly bytes _start
     cdef readonly bytes _end
     cdef public object _cache
-    cdef SpanContext _context
+    cdef SpanContext _context  # until the span ends
     cdef SpanCore _after  # the span whose end row this one starts at, until entered
     cdef bint _sync
     cdef bint _counted  # counted open by the engine (see pcg_sampler_span_opened)
@@ -561,11 +578,15 @@ cdef class SpanCore:
     cdef object __weakref__
 
     def __cinit__(self, sampler, label, bint exact=False, SpanCore after=None):
+        # A Python subclass (pycgroup.spans' NativeSpan) is a collected type whatever
+        # its base: untracked here, it is never examined (see the class's note).
+        if PyObject_IS_GC(self):
+            PyObject_GC_UnTrack(<void *>self)
         self._context = <SpanContext?>sampler._span_context
-        self._sampler = sampler
+        self._basis = self._context.basis
         self.label = label
         self.exact = exact
-        if after is not None and (after._end is None or after._context is not self._context):
+        if after is not None and (after._end is None or after._basis is not self._basis):
             raise ValueError(f"after= takes a finished span of the same sampler, not "
                              f"{after!r}")
         self._after = after
@@ -587,6 +608,8 @@ cdef class SpanCore:
         return self._end_ns if self._end is not None else None
 
     def __enter__(self):
+        if self._context is None:
+            raise RuntimeError(f"span {self.label!r} has ended: a span is entered once")
         cdef Engine engine = self._context.engine
         # Without a running thread the newest row may be old: read one now instead.
         self._sync = self.exact or not pcg_sampler_running(&engine._sampler)
@@ -606,7 +629,7 @@ cdef class SpanCore:
 
     def __exit__(self, exc_type, exc, traceback):
         cdef SpanContext context = self._context
-        if self._start is None:
+        if context is None or self._start is None:
             raise RuntimeError(f"span {self.label!r} was never entered")
         try:
             self._end = context.engine._span_end(self._start, self._sync, self._start_ns,
@@ -619,6 +642,7 @@ cdef class SpanCore:
         self._end_ns = _monotonic_ns()
         if self._sync:
             self._end_ns = (<const int64_t *>PyBytes_AS_STRING(self._end))[1]
+        self._context = None  # the store it goes to must not lead back to it
         context.pending.append(self)
         if len(context.pending) >= context.flush_at:
             context.flush()

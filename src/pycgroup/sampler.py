@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import fnmatch
+import functools
 import math
 import os
 import time
@@ -24,7 +25,7 @@ from pycgroup.limits import limits as read_limits
 from pycgroup.marks import Mark, MarkStore
 from pycgroup.samples import Origin, Samples
 from pycgroup.span_store import SpanStore
-from pycgroup.spans import Span, span_class
+from pycgroup.spans import Span, SpanBasis, span_class
 from pycgroup.steps import RowLayout, Steps
 from pycgroup.summary import LabelSummary, StepSummary
 
@@ -69,6 +70,15 @@ DEFAULT_RATE_HZ = {
 #: The CFS bandwidth counters: they move only while a CPU quota applies to the cgroup.
 THROTTLING = ("cpu.stat.nr_periods", "cpu.stat.nr_throttled", "cpu.stat.throttled_usec",
               "cpu.stat.nr_bursts", "cpu.stat.burst_usec")
+
+
+def _samples_of(sampler_plan: plan.Plan, columns: tuple[str, ...], effective_memory: int | None,
+                cpu_limit: float | None, period_ns: int, origin: Origin,
+                rows: NDArray[np.int64]) -> Samples:
+    """Returns Samples of a sampler's rows, with its derived columns computed."""
+    return Samples(sampler_plan.with_derived(rows), columns,
+                   effective_memory_bytes=effective_memory, cpu_limit_cores=cpu_limit,
+                   period_ns=period_ns, origin=origin, derived=tuple(sampler_plan.derived))
 
 
 def default_every(hz: float = 1000.0, cpu_quota_cores: float | None = None) -> dict[str, int]:
@@ -226,6 +236,11 @@ class Sampler:
         self._mark_append, self._mark_sequence = self._marks.append, self._marks.sequence
         self._spans = SpanStore(spans_capacity, self._layout)
         self._span = span_class(backend)
+        # A span's figures need these, and nothing that leads back to the span (see
+        # SpanBasis): Samples are made from the plan and values, not through self.
+        self._span_basis = SpanBasis(self._layout, self._effective_memory, functools.partial(
+            _samples_of, self._plan, self.columns, self._effective_memory, self._cpu_limit,
+            self.period_ns, self.origin))
         if backend == "native":
             from pycgroup._native import Engine, SpanContext
 
@@ -233,7 +248,8 @@ class Sampler:
             self._span_context = SpanContext(self._engine, 2 * self.period_ns,
                                              self._layout.ws_current,
                                              self._layout.ws_inactive, self._spans.pending,
-                                             self._spans.flush_at, self._spans.flush)
+                                             self._spans.flush_at, self._spans.flush,
+                                             self._span_basis)
         self._forked = False  # set in a fork's child by _after_fork_in_child
         self._closed = False
         _live_samplers.add(self)
@@ -359,10 +375,8 @@ class Sampler:
         return self._samples(rows)
 
     def _samples(self, rows: NDArray[np.int64]) -> Samples:
-        return Samples(self._plan.with_derived(rows), self.columns,
-                       effective_memory_bytes=self._effective_memory,
-                       cpu_limit_cores=self._cpu_limit, period_ns=self.period_ns,
-                       origin=self.origin, derived=tuple(self._plan.derived))
+        return _samples_of(self._plan, self.columns, self._effective_memory,
+                           self._cpu_limit, self.period_ns, self.origin, rows)
 
     def data_from(self, position: int) -> tuple[Samples, int]:
         """Returns (Samples, first): the held rows from ring position ``position`` on

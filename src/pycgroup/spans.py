@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING, Protocol, TypedDict
+from typing import TYPE_CHECKING, Callable, Protocol, TypedDict
 
 from pycgroup.errors import SpanNotFinished
 from pycgroup.formats import MISSING, UNLIMITED
@@ -47,18 +47,33 @@ class SpanSink(Protocol):
     def add(self, span: Span) -> None: ...
 
 
+class SpanBasis:
+    """What a finished span needs of its sampler to compute its figures: the row layout,
+    the effective memory limit, and how to make Samples of rows. It holds nothing that
+    leads back to the spans (not the sampler, nor its store): a span can then stay out
+    of the garbage collector's reach (see _native.SpanCore), which in a process of a
+    million objects (torch) would otherwise re-examine every kept span in each full
+    collection that the spans themselves set off."""
+
+    __slots__ = ("layout", "effective_memory", "samples")
+
+    def __init__(self, layout: RowLayout, effective_memory: int | None,
+                 samples: Callable[[NDArray[np.int64]], Samples]):
+        self.layout = layout
+        self.effective_memory = effective_memory
+        self.samples = samples
+
+
 class SpanOwner(Protocol):
-    """What a span uses of the Sampler that made it."""
+    """What a span uses of the Sampler that made it: the basis for its figures, and
+    while it is open (the pure twin), the engine and the store it goes to."""
 
     @property
-    def _layout(self) -> RowLayout: ...
+    def _span_basis(self) -> SpanBasis: ...
     @property
     def _engine(self) -> EngineLike: ...
     @property
     def _spans(self) -> SpanSink: ...
-    @property
-    def _effective_memory(self) -> int | None: ...
-    def _samples(self, rows: NDArray[np.int64]) -> Samples: ...
 
 
 def _value(v: int) -> int | None:
@@ -95,7 +110,7 @@ class Span:
     exact: bool
     start_ns: int | None
     end_ns: int | None
-    _sampler: SpanOwner
+    _basis: SpanBasis
     _start: bytes | None  # int64 [position, t_ns, columns...], see Engine.boundary
     _end: bytes | None  # the same, then [rows, working-set peak, gaps, peaks...]
     _cache: _Decoded | None
@@ -119,7 +134,7 @@ class Span:
                 raise SpanNotFinished(f"span {self.label!r} has not finished: its figures "
                                       f"are known once its block has ended")
             assert self._start is not None and self.start_ns is not None and self.end_ns is not None
-            layout = self._sampler._layout
+            layout = self._basis.layout
             n = len(layout.columns)
             a = memoryview(self._start).cast("q").tolist()[1:]
             b = memoryview(self._end).cast("q").tolist()[1:]
@@ -187,13 +202,12 @@ class Span:
 
             from pycgroup import catalogue
 
-            sampler = self._sampler
+            basis = self._basis
             rows = np.array(decoded["rows"], dtype=np.int64)
-            samples = sampler._samples(rows)
-            result = samples.throttling()
+            result = basis.samples(rows).throttling()
             ws = decoded["peak"].get(catalogue.WORKING_SET)
-            headroom = (sampler._effective_memory - ws
-                        if ws is not None and sampler._effective_memory is not None else None)
+            headroom = (basis.effective_memory - ws
+                        if ws is not None and basis.effective_memory is not None else None)
             decoded["throttling"] = replace(result, memory_headroom_bytes=headroom,
                                             complete=decoded["complete"])
         return decoded["throttling"]
@@ -203,28 +217,32 @@ class PureSpan(Span):
     """The pure-Python twin of ``_native.SpanCore``: the same boundaries, taken through
     the pure engine's boundary() and span_end()."""
 
-    __slots__ = ("label", "exact", "start_ns", "end_ns", "_sampler", "_start", "_end",
-                 "_cache", "_sync", "_counted", "_after", "__weakref__")
+    __slots__ = ("label", "exact", "start_ns", "end_ns", "_basis", "_sampler", "_start",
+                 "_end", "_cache", "_sync", "_counted", "_after", "__weakref__")
 
     def __init__(self, sampler: SpanOwner, label: str, exact: bool = False,
                  after: Span | None = None):
-        if after is not None and (after._end is None or after._sampler is not sampler):
+        self._counted = False  # counted open by the engine (see Engine.span_opened)
+        basis = sampler._span_basis
+        if after is not None and (after._end is None or after._basis is not basis):
             raise ValueError(f"after= takes a finished span of the same sampler, not "
                              f"{after!r}")
-        self._sampler = sampler
+        self._basis = basis
+        self._sampler: SpanOwner | None = sampler  # until the span ends, as in C
         self.label = label
         self.exact = exact
         self._after = after
         self.start_ns = self.end_ns = None
         self._start = self._end = self._cache = None
         self._sync = exact
-        self._counted = False  # counted open by the engine (see Engine.span_opened)
 
     def __del__(self) -> None:
-        if getattr(self, "_counted", False):  # entered and never exited
-            self._sampler._engine.span_closed()
+        if getattr(self, "_counted", False) and self._sampler is not None:
+            self._sampler._engine.span_closed()  # entered and never exited
 
     def __enter__(self) -> Self:
+        if self._sampler is None:
+            raise RuntimeError(f"span {self.label!r} has ended: a span is entered once")
         engine = self._sampler._engine
         # Without a running thread the newest row may be old: read one now instead.
         self._sync = sync = self.exact or not engine.running
@@ -245,9 +263,9 @@ class PureSpan(Span):
 
     def __exit__(self, *exc: object) -> None:
         sampler = self._sampler
-        layout = sampler._layout
-        if self._start is None or self.start_ns is None:
+        if sampler is None or self._start is None or self.start_ns is None:
             raise RuntimeError(f"span {self.label!r} was never entered")
+        layout = self._basis.layout
         try:
             self._end = sampler._engine.span_end(self._start, self._sync, self.start_ns,
                                                  2 * layout.period_ns, layout.ws_current,
@@ -259,6 +277,7 @@ class PureSpan(Span):
         self.end_ns = _monotonic_ns()
         if self._sync:
             self.end_ns = int.from_bytes(self._end[8:16], "little", signed=True)
+        self._sampler = None  # the store it goes to must not lead back to it
         sampler._spans.add(self)
 
 
