@@ -483,11 +483,14 @@ int pcg_sampler_refresh_cpu_clock(const pcg_sampler *s, int64_t *row, uint64_t p
     return pcg_process_clock_read(&s->clock_cpu, row + 1);
 }
 
+/* Returns nothing; counts a non-exact span opened (the thread then reads the CPU clock
+ * on every tick). */
 void pcg_sampler_span_opened(pcg_sampler *s)
 {
     atomic_fetch_add_explicit(&s->open_spans, 1, memory_order_relaxed);
 }
 
+/* Returns nothing; counts a span that pcg_sampler_span_opened counted as ended. */
 void pcg_sampler_span_closed(pcg_sampler *s)
 {
     atomic_fetch_sub_explicit(&s->open_spans, 1, memory_order_relaxed);
