@@ -19,15 +19,14 @@ class _Label:
 
     def __init__(self, label: str):
         self.items: list[Span] = []  # finished spans, oldest first
-        self.folded = 0  # items[:folded] are counted in summary (all, after a flush)
+        self.folded = 0  # items[:folded] are counted in summary
         self.summary = LabelSummary(label)
 
 
 class SpanStore:
     """Keeps at least the newest ``capacity`` finished spans of each label (at most an
     eighth more, so that trimming is amortised O(1)); spans let go are counted in
-    ``dropped``, and every span is in its label's summary whether kept or not (folded
-    into it as it is sorted into its label).
+    ``dropped``, and every span is in its label's summary whether kept or not.
 
     A finished span is only appended to ``pending`` (from C, for native spans: no Python
     runs at a span's exit); the pending spans are sorted into their labels when
@@ -66,10 +65,6 @@ class SpanStore:
                 entry.items.append(span)
                 touched.add(entry)
             for entry in touched:
-                # Folded now, while the spans are fresh in the cache: 0.8 ms for 1024
-                # (folding at trim time, 65,536 spans later, took 3 µs a span from a cold
-                # cache, and stalled the span that trimmed for 27 ms).
-                self._fold(entry)
                 if len(entry.items) >= self._limit:
                     self._trim(entry)
 
@@ -86,6 +81,7 @@ class SpanStore:
         excess = len(entry.items) - self.capacity
         if excess <= 0:
             return
+        self._fold(entry)
         del entry.items[:excess]
         entry.folded -= excess
         self._dropped += excess
@@ -111,5 +107,6 @@ class SpanStore:
         entry = self._labels.get(label)
         if entry is None:
             return LabelSummary(label).result()
-        with self._lock:  # not while another thread's flush folds into it
-            return entry.summary.result()
+        with self._lock:
+            self._fold(entry)
+        return entry.summary.result()
