@@ -548,3 +548,18 @@ def test_kept_native_spans_stay_out_of_the_garbage_collector():
     del s, sp
     gc.collect()
     assert gone() is None
+
+
+def test_a_long_run_trims_its_spans_a_flush_at_a_time():
+    """Past capacity, at most 1,024 spans more are kept (not an eighth of a large
+    capacity): each trim folds that many into the summary, a few ms, where folding an
+    eighth of 65,536 stalled one span's exit for tens of ms."""
+    s = pycgroup.Sampler(["cpu.stat.usage_usec"], hz=1000, spans_capacity=20_000).start()
+    for _ in range(25_000):
+        with s.span("step"):
+            pass
+    kept = len(s.steps("step"))
+    assert 20_000 <= kept <= 20_000 + 1024
+    assert s.stats.spans_dropped == 25_000 - kept
+    assert s.summary("step").count == 25_000
+    s.close()
