@@ -3,14 +3,14 @@
 
 import fnmatch
 import math
-import threading
-import time
 
 import numpy as np
 import pytest
 
 import pycgroup
 from pycgroup.sampler import DEFAULT_RATE_HZ, THROTTLING, default_every
+
+from background import sample_while
 
 
 def fixture_cgroup(tree, name="v2"):
@@ -79,19 +79,7 @@ def test_getrusage_fields_are_read_every_nth_tick(backend):
     on those rows; proc.cpu_usec, read every tick, changes more often."""
     s = pycgroup.Sampler(["proc.cpu_usec", "proc.utime_usec"], hz=500, backend=backend,
                          every={"proc.utime_usec": 3})
-    stop = threading.Event()
-
-    def burn():
-        while not stop.is_set():
-            sum(i * i for i in range(2000))
-
-    worker = threading.Thread(target=burn)
-    worker.start()
-    with s:
-        time.sleep(0.4)
-    stop.set()
-    worker.join()
-    data = s.data()
+    data = sample_while(s, lambda n: sum(i * i for i in range(2000)), 0.4)
     changed = np.flatnonzero(np.diff(data["proc.utime_usec"])) + 1
     assert len(changed) > 5
     assert set(changed % 3) == {0}

@@ -12,6 +12,8 @@ import pytest
 import pycgroup
 from pycgroup.formats import MISSING, UNLIMITED
 
+from background import sample_while
+
 V2_METRICS = ["memory.current", "memory.stat.inactive_file", "memory.events.high",
               "cpu.stat.usage_usec", "cpu.stat.nr_periods", "cpu.stat.nr_throttled",
               "cpu.stat.throttled_usec", "cpu.pressure.some.total", "memory.max",
@@ -133,26 +135,16 @@ def test_every_reads_expensive_files_every_nth_tick(tree):
     write(cg, "memory.stat", "inactive_file %010d\n" % 0)
     s = pycgroup.Sampler(["memory.current", "memory.stat.inactive_file"], cgroup=cg, hz=2000,
                          every={"memory.stat.*": 3})
-    stop = threading.Event()
+    fds = [os.open(os.path.join(cg.paths["unified"], f), os.O_WRONLY)
+           for f in ("memory.current", "memory.stat")]
 
-    def rewrite():
-        fds = [os.open(os.path.join(cg.paths["unified"], f), os.O_WRONLY)
-               for f in ("memory.current", "memory.stat")]
-        n = 0
-        while not stop.is_set():
-            n += 1
-            os.pwrite(fds[0], b"%010d\n" % n, 0)
-            os.pwrite(fds[1], b"inactive_file %010d\n" % n, 0)
-        for fd in fds:
-            os.close(fd)
+    def rewrite(n):
+        os.pwrite(fds[0], b"%010d\n" % n, 0)
+        os.pwrite(fds[1], b"inactive_file %010d\n" % n, 0)
 
-    writer = threading.Thread(target=rewrite)
-    writer.start()
-    with s:
-        time.sleep(0.5)
-    stop.set()
-    writer.join()
-    data = s.data()
+    data = sample_while(s, rewrite, 0.5)
+    for fd in fds:
+        os.close(fd)
     changed = np.flatnonzero(np.diff(data["memory.stat.inactive_file"])) + 1
     assert len(changed) > 10
     assert set(changed % 3) == {0}
@@ -497,25 +489,12 @@ def test_a_derived_metric_reads_its_inputs_at_its_own_rate(tree):
     meminfo = os.path.join(cg.procfs, "meminfo")
     rewrite(meminfo, "MemFree:         1203456", "MemFree:      %010d" % 0)
     s = pycgroup.Sampler(["memory.current"], cgroup=cg, hz=2000, every={"host.*": 10})
-    stop = threading.Event()
     with open(meminfo) as f:
         offset = f.read().index("MemFree:") + len("MemFree:      ")
-
-    def rewrite_free():
-        fd = os.open(meminfo, os.O_WRONLY)
-        n = 0
-        while not stop.is_set():
-            n += 1
-            os.pwrite(fd, b"%010d" % (n % 10**9), offset)
-        os.close(fd)
-
-    writer = threading.Thread(target=rewrite_free)
-    writer.start()
-    with s:
-        time.sleep(0.3)
-    stop.set()
-    writer.join()
-    changed = np.flatnonzero(np.diff(s.data()["memory.current"])) + 1
+    fd = os.open(meminfo, os.O_WRONLY)
+    data = sample_while(s, lambda n: os.pwrite(fd, b"%010d" % (n % 10**9), offset), 0.3)
+    os.close(fd)
+    changed = np.flatnonzero(np.diff(data["memory.current"])) + 1
     assert len(changed) > 10 and set(changed % 10) != {0}
 
 

@@ -592,9 +592,7 @@ cdef class SpanCore:
         self._after = after
 
     def __dealloc__(self):
-        # Entered and never exited. (A cycle's collection may have cleared the context
-        # first; the engine it held is then gone too, its count with it.)
-        if self._counted and self._context is not None and self._context.engine is not None:
+        if self._counted:  # entered and never exited: the context is still held
             pcg_sampler_span_closed(&self._context.engine._sampler)
 
     @property

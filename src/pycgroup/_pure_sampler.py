@@ -172,7 +172,7 @@ class PureEngine:
             position = self._position - 1
             row = self._rows[position % self.capacity].copy()
             fresh = self._cpu_clock_position == position
-        if self._cpu_clock and not fresh:  # a row that did not read the CPU clock gets it now, as in C
+        if self._cpu_clock and not fresh:  # the row did not read it: read it now, as in C
             process_clock.read_into(self._cpu_clock, row)
         return [position, *row.tolist()]
 
