@@ -309,6 +309,21 @@ static void unlock_idle(pcg_sampler *s)
     pthread_mutex_unlock(&s->state_lock);
 }
 
+/* Returns 0 after making the sampler read through reader, or -EINVAL / -EBUSY /
+ * -ESHUTDOWN. Under s->lock: no row is being read through the old one meanwhile. */
+int pcg_sampler_set_reader(pcg_sampler *s, pcg_reader *reader)
+{
+    int rc = lock_idle(s);
+    if (rc != 0)
+        return rc;
+    if (reader->ncolumns != s->reader->ncolumns)
+        rc = -EINVAL;
+    else
+        s->reader = reader;
+    unlock_idle(s);
+    return rc;
+}
+
 /* Returns 0 after giving the sampler GPU groups read on every Nth tick, or -EBUSY while
  * running / -ESHUTDOWN once closed. */
 int pcg_sampler_set_gpus(pcg_sampler *s, pcg_gpu **gpus, size_t ngpus, uint32_t every)

@@ -76,6 +76,11 @@ typedef struct pcg_sampler {
 int pcg_sampler_init(pcg_sampler *s, pcg_reader *reader, pcg_ring *ring, uint64_t period_ns,
                      const uint32_t *every);
 
+/* Returns 0 after making the sampler read through reader (after fork, where the parent's
+ * files describe the parent), or -EINVAL (another column count) / -EBUSY (running) /
+ * -ESHUTDOWN (closed). A sample_now in flight finishes with the old reader first. */
+int pcg_sampler_set_reader(pcg_sampler *s, pcg_reader *reader);
+
 /* Returns 0 after giving the sampler GPU groups read on every Nth tick (not while running;
  * gpus must outlive the sampler), or -EBUSY (running) / -ESHUTDOWN (closed). */
 int pcg_sampler_set_gpus(pcg_sampler *s, pcg_gpu **gpus, size_t ngpus, uint32_t every);

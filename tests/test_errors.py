@@ -106,6 +106,23 @@ def test_a_span_read_before_it_ends_says_so():
     s.close()
 
 
+def test_an_engine_takes_a_reader_of_its_own_shape_only_while_idle(backend):
+    if backend == "native":
+        from pycgroup._native import Engine, Reader
+    else:
+        from pycgroup._pure import Reader
+        from pycgroup._pure_sampler import PureEngine as Engine
+    engine = Engine(Reader([], 2), 8, 1_000_000)
+    with pytest.raises(ValueError, match="new reader has 3 columns, the sampler's rows 2"):
+        engine.replace_reader(Reader([], 3))
+    engine.start()
+    with pytest.raises(RuntimeError, match="running sampler"):
+        engine.replace_reader(Reader([], 2))
+    engine.close()
+    with pytest.raises(pycgroup.SamplerClosed):
+        engine.replace_reader(Reader([], 2))
+
+
 def test_the_binding_refuses_none_for_its_objects():
     """The compiled classes take their readers and NVML handles as typed arguments: None
     must be a TypeError, not a NULL dereference (run in a child, so a crash is seen)."""

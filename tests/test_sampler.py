@@ -1,6 +1,7 @@
 """The Sampler: arguments, rows, divisors, faults and lifecycle, on both backends."""
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -216,31 +217,96 @@ def test_removed_cgroup_while_sampling_counts_errors_and_keeps_going(live_cgroup
     assert len(before) >= 4 and MISSING not in before.tolist()
 
 
-def test_fork_child_has_no_thread_and_can_start_its_own(tree, backend):
-    s = pycgroup.Sampler(V2_METRICS, cgroup=fixture_cgroup(tree), hz=1000, backend=backend).start()
-    time.sleep(0.05)
+def in_fork_child(check) -> None:
+    """Runs check() in a forked child; fails unless it returns True there."""
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
-            signal_alarm = __import__("signal").alarm
-            signal_alarm(20)  # a deadlock must not hang the suite
-            ok = not s.running
-            parent_reader = s._plan.reader
-            s.sample()
-            ok = ok and s._plan.reader is not parent_reader  # reopened: /proc/self is ours
-            s.start()
-            n = s.stats.samples
-            time.sleep(0.05)
-            ok = ok and s.running and s.stats.samples > n
-            s.stop()
-            code = 0 if ok else 3
+            signal.alarm(20)  # a deadlock must not hang the suite
+            code = 0 if check() else 3
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_fork_child_has_no_thread_and_can_start_its_own(tree, backend):
+    s = pycgroup.Sampler(V2_METRICS, cgroup=fixture_cgroup(tree), hz=1000, backend=backend).start()
+    time.sleep(0.05)
+
+    def check():
+        ok = not s.running
+        parent_reader = s._plan.reader
+        s.sample()
+        ok = ok and s._plan.reader is not parent_reader  # reopened: /proc/self is ours
+        s.start()
+        n = s.stats.samples
+        time.sleep(0.05)
+        ok = ok and s.running and s.stats.samples > n
+        s.stop()
+        return ok
+
+    in_fork_child(check)
     assert s.running  # the parent's thread goes on
     s.stop()
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_a_span_in_a_fork_child_reads_the_childs_own_files(backend, exact):
+    """The parent's /proc/self/stat describes the parent: a span taken in the child,
+    with no thread running there, must not read through it."""
+    s = pycgroup.Sampler(["proc.rss_bytes"], backend=backend)
+    s.sample()
+    parent_rss = int(s.data()["proc.rss_bytes"][-1])
+
+    def check():
+        grown = np.ones(256 * 2**20 // 8)  # 256 MiB touched: the child's RSS only
+        with s.span("step", exact=exact) as sp:
+            pass
+        rss = sp.peak["proc.rss_bytes"]
+        return grown[-1] == 1 and rss > parent_rss + 200 * 2**20
+
+    in_fork_child(check)
+
+
+def test_threads_in_a_fork_child_wait_for_the_files_to_be_reopened(backend, monkeypatch):
+    """The first call in a fork's child reopens the files (slowly here); threads calling
+    meanwhile must wait for it, not read the parent's /proc/self/stat, nor reopen again."""
+    s = pycgroup.Sampler(["proc.rss_bytes"], backend=backend)
+    s.sample()
+    parent_rss = int(s.data()["proc.rss_bytes"][-1])
+    builds = []
+    build = pycgroup.plan.build
+
+    def slow_build(*args):
+        builds.append(1)
+        time.sleep(0.2)
+        return build(*args)
+
+    monkeypatch.setattr(pycgroup.plan, "build", slow_build)
+
+    def check():
+        grown = np.ones(256 * 2**20 // 8)  # 256 MiB touched: the child's RSS only
+        errors = []
+
+        def sample_many():
+            try:
+                for _ in range(50):
+                    s.sample()
+            except Exception as e:  # reported through the exit code
+                errors.append(e)
+
+        threads = [threading.Thread(target=sample_many) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        rss = s.data()["proc.rss_bytes"][-200:]
+        return (grown[-1] == 1 and not errors and builds == [1] and len(rss) == 200
+                and rss.min() > parent_rss + 200 * 2**20)
+
+    in_fork_child(check)
 
 
 @pytest.mark.parametrize("hz", [1000, 10000])

@@ -31,7 +31,7 @@ from pycgroup._core.ring cimport (
 )
 from pycgroup._core.sampler cimport (
     PCG_PERIOD_MAX_NS, PCG_PERIOD_MIN_NS, pcg_sampler, pcg_sampler_close, pcg_sampler_destroy, pcg_sampler_init, pcg_sampler_running,
-    pcg_sampler_set_gpus,
+    pcg_sampler_set_gpus, pcg_sampler_set_reader,
     pcg_sampler_fill, pcg_sampler_lateness_quantile, pcg_sampler_sample_into,
     pcg_sampler_refresh_cpu_clock, pcg_sampler_sample_now, pcg_sampler_thread_cpu_ns,
     pcg_sampler_set_process_clock, pcg_sampler_span_closed, pcg_sampler_span_opened,
@@ -464,11 +464,20 @@ cdef class Engine:
         """Nothing to do: sampler.c's pthread_atfork handler marked the thread gone."""
 
     def replace_reader(self, Reader reader not None):
-        """Reads through another reader of the same shape (after fork); not while running."""
-        if pcg_sampler_running(&self._sampler) or reader.ncolumns != self._reader.ncolumns:
+        """Reads through another reader of the same shape (after fork); not while running.
+        A row being read meanwhile in another thread is finished with the old reader,
+        which is kept until then."""
+        cdef int rc
+        with nogil:  # waits for a row in flight
+            rc = pcg_sampler_set_reader(&self._sampler, &reader._reader)
+        if rc == -EINVAL:
+            raise ValueError(f"the new reader has {reader.ncolumns} columns, the sampler's "
+                             f"rows {self._reader.ncolumns}")
+        if rc == -ESHUTDOWN:
+            raise SamplerClosed("the sampler is closed")
+        if rc != 0:
             raise RuntimeError("cannot replace the reader of a running sampler")
-        self._sampler.reader = &reader._reader
-        self._reader = reader
+        self._reader = reader  # only now may the old one be closed
 
     def copy(self, uint64_t start=0, since_ns=None, last=None):
         """Returns (rows, position of the first): a copy of the held rows, oldest first,

@@ -226,9 +226,15 @@ class PureEngine:
         self._lifecycle = threading.Lock()
 
     def replace_reader(self, reader: Reader) -> None:
-        if self.running:
-            raise RuntimeError("cannot replace the reader of a running sampler")
-        self._reader = reader
+        if reader.ncolumns != self._reader.ncolumns:
+            raise ValueError(f"the new reader has {reader.ncolumns} columns, the sampler's "
+                             f"rows {self._reader.ncolumns}")
+        with self._lifecycle, self._lock:  # not while running, nor while a row is read
+            if self._closed:
+                raise SamplerClosed("the sampler is closed")
+            if self.running:
+                raise RuntimeError("cannot replace the reader of a running sampler")
+            self._reader = reader
 
     def copy(self, start: int = 0, since_ns: int | None = None,
              last: int | None = None) -> tuple[NDArray[np.int64], int]:

@@ -8,6 +8,7 @@ import fnmatch
 import functools
 import math
 import os
+import threading
 import time
 import warnings
 import weakref
@@ -251,6 +252,7 @@ class Sampler:
                                              self._spans.flush_at, self._spans.flush,
                                              self._span_basis)
         self._forked = False  # set in a fork's child by _after_fork_in_child
+        self._fork_lock = threading.Lock()
         self._closed = False
         _live_samplers.add(self)
 
@@ -319,13 +321,18 @@ class Sampler:
 
     def _check_fork(self) -> None:
         """After fork the child reopens its files: /proc/self/stat opened by the parent
-        still describes the parent. (A flag, not a getpid() syscall on every sample.)"""
+        still describes the parent. (A flag, not a getpid() syscall on every sample.) The
+        first caller reopens them; a thread calling meanwhile waits, and reads nothing
+        through the parent's files."""
         self._check_open()
         if self._forked:
-            self._forked = False
-            self._plan = plan.build(self._plan.names, self.cgroup.resolve, self.backend)
-            self._engine.replace_reader(self._plan.reader)
-            self._engine.set_gpus(self._plan.gpu_groups, self.gpu_every)
+            with self._fork_lock:
+                if self._forked:
+                    self._plan = plan.build(self._plan.names, self.cgroup.resolve,
+                                            self.backend)
+                    self._engine.replace_reader(self._plan.reader)
+                    self._engine.set_gpus(self._plan.gpu_groups, self.gpu_every)
+                    self._forked = False
 
     # --- taking rows ------------------------------------------------------------------
 
@@ -423,8 +430,8 @@ class Sampler:
         one ended at, reading nothing at enter. Consecutive windows chained so share
         their boundary rows: nothing falls between them, and exact ones read one row
         per window."""
-        if self._closed:
-            self._check_open()
+        if self._closed or self._forked:  # a fork's child reads through its own files
+            self._check_fork()
         if after is None:
             return self._span(self, label, exact)
         return self._span(self, label, exact, after)
@@ -495,6 +502,7 @@ def _stop_all_at_exit() -> None:
 def _after_fork_in_child() -> None:
     for sampler in list(_live_samplers):
         sampler._engine.after_fork_in_child()
+        sampler._fork_lock = threading.Lock()  # a parent's thread may have held it
         sampler._forked = True
 
 

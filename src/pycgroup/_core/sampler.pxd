@@ -17,6 +17,7 @@ cdef extern from "sampler.h" nogil:
         uint64_t lateness_max_ns
     int pcg_sampler_init(pcg_sampler *s, pcg_reader *reader, pcg_ring *ring, uint64_t period_ns,
                          const uint32_t *every)
+    int pcg_sampler_set_reader(pcg_sampler *s, pcg_reader *reader)
     int pcg_sampler_set_gpus(pcg_sampler *s, pcg_gpu **gpus, size_t ngpus, uint32_t every)
     int pcg_sampler_set_process_clock(pcg_sampler *s, const pcg_process_clock *clock,
                                       uint32_t cpu_every, uint32_t rusage_every)
