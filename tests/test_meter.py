@@ -70,6 +70,25 @@ def test_reports_tile_the_run_with_no_gap_or_overlap(meter):
     assert total == pytest.approx(0.05, rel=1e-9)  # 5 x 10 ms, each counted once
 
 
+def test_two_meters_on_one_sampler_keep_their_windows_apart(meter):
+    """A second meter over the same steps (Keras' every_n_steps windows beside the
+    epoch's) labels its windows apart: each label's windows tile the run on their own."""
+    cg, meter = meter
+    other = StepMeter(meter.sampler, label=None, window_label="other_windows")
+    assert other.start()
+    meter.reset_window()
+    for i in range(4):
+        time.sleep(0.01)
+        other.collect()
+        if i % 2:
+            meter.collect()
+    ours = meter.sampler.steps(WINDOW_LABEL).to_numpy()
+    theirs = meter.sampler.steps("other_windows").to_numpy()
+    assert (len(ours["start_ns"]), len(theirs["start_ns"])) == (2, 4)
+    for windows in (ours, theirs):
+        assert (windows["start_ns"][1:] == windows["end_ns"][:-1]).all()
+
+
 def test_a_report_has_the_peak_working_set_of_the_rows_inside_its_window(tree):
     """The C core folds the thread's rows into the window's peak: a working set that rose
     and fell back between two reports is in the report."""

@@ -50,14 +50,18 @@ class StepMeter:
     ``sampler``: a Sampler to use (not started, stopped or closed by the meter); by
     default the meter makes one over this process's cgroup at ``hz`` and owns it.
     ``label``: the label of the step spans, for ``sampler.steps(label)``; None times the
-    steps with the clock alone (a second window over steps another meter spans)."""
+    steps with the clock alone (a second window over steps another meter spans).
+    ``window_label``: the label of its report windows (a second meter on the same
+    sampler takes another, so that each one's windows tile the run on their own)."""
 
     def __init__(self, sampler: Sampler | None = None, hz: float = DEFAULT_HZ,
-                 metrics: str | Iterable[str] | None = None, label: str | None = STEP_LABEL):
+                 metrics: str | Iterable[str] | None = None, label: str | None = STEP_LABEL,
+                 window_label: str = WINDOW_LABEL):
         self._given = sampler
         self._hz = hz
         self._metrics = metrics
         self.label = label
+        self.window_label = window_label
         self.sampler = sampler
         self._warned: set[str] = set()
         self._measured: set[str] = set()  # metrics reported at least once
@@ -104,7 +108,7 @@ class StepMeter:
             return
         try:
             self._effective_memory = self.sampler.origin.limits.get("effective_memory_bytes")
-            self._window = self.sampler.span(WINDOW_LABEL, exact=True).__enter__()
+            self._window = self.sampler.span(self.window_label, exact=True).__enter__()
         except Exception as e:  # noqa: BLE001
             self.warn_once("sample", "pycgroup: taking a row failed (%s: %s)",
                            type(e).__name__, e)
@@ -191,7 +195,8 @@ class StepMeter:
             # short window made stall time exceed one second a second. The C core folds
             # the rows in between into the peak working set; no row is copied out.
             window.__exit__(None, None, None)
-            self._window = sampler.span(WINDOW_LABEL, exact=True, after=window).__enter__()
+            self._window = sampler.span(self.window_label, exact=True,
+                                        after=window).__enter__()
         except Exception as e:  # noqa: BLE001
             self.warn_once("data", "pycgroup: reading the sampler's rows failed (%s: %s)",
                            type(e).__name__, e)

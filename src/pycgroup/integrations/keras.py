@@ -14,12 +14,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Iterable
 
 from pycgroup._extras import require
-from pycgroup.integrations._meter import (DEFAULT_HZ, MeteredCallback, StepMeter,
-                                          lazy_callback, prefixed)
+from pycgroup.integrations._meter import (DEFAULT_HZ, WINDOW_LABEL, MeteredCallback,
+                                          StepMeter, lazy_callback, prefixed)
 from pycgroup.integrations.ranks import across_ranks
 
 if TYPE_CHECKING:
     from pycgroup.sampler import Sampler
+
+#: The label of the ``every_n_steps`` report windows (the epoch's are WINDOW_LABEL).
+EVERY_N_WINDOW_LABEL = f"{WINDOW_LABEL}.every_n_steps"
+
 
 class _PycgroupHooks(MeteredCallback):
     """Wraps each batch hook (``on_train_batch_begin``/``end``) in a span (the table and
@@ -59,7 +63,8 @@ class _PycgroupHooks(MeteredCallback):
         if not self._running:
             self._running = self.meter.start()
             if self._running and self.every_n_steps is not None:
-                self._every_meter = StepMeter(self.meter.sampler, label=None)
+                self._every_meter = StepMeter(self.meter.sampler, label=None,
+                                              window_label=EVERY_N_WINDOW_LABEL)
                 self._every_meter.start()
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
