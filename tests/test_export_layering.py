@@ -46,6 +46,21 @@ def test_import_pycgroup_stays_light():
     assert done.stdout.strip() == "[]"
 
 
+def test_the_public_names_resolve_whatever_was_imported_first():
+    """pycgroup imports its public names on first use. The submodule pycgroup.limits,
+    imported by the sampler, must not take the place of the function limits()."""
+    code = ("import sys, pycgroup; light = 'numpy' not in sys.modules; "
+            "s = pycgroup.Sampler(['memory.current']); "
+            "assert 'pycgroup.limits' in sys.modules; "
+            "assert pycgroup.limits().cpu_count >= 1; "
+            "missing = [n for n in pycgroup.__all__ if not hasattr(pycgroup, n)]; "
+            "print(light, missing, set(pycgroup.__all__) <= set(dir(pycgroup)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd="/", timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "[]", "True"]
+
+
 MISSING = """
 import sys
 for name in {blocked!r}:

@@ -49,6 +49,20 @@ def test_inert_unless_enabled(pytester):
     result.stdout.no_fnmatch_line("most CPU time:")
 
 
+def test_a_run_without_it_imports_none_of_the_core(pytester):
+    """The plugin is loaded into every pytest run of the environment: disabled, it must
+    not import numpy or pycgroup's core (about 200 ms a run)."""
+    pytester.makepyfile("""
+        import sys
+
+        def test_nothing_heavy_was_imported():
+            assert "pycgroup.integrations.pytest_plugin" in sys.modules
+            assert not {"numpy", "pycgroup.cgroup", "pycgroup.sampler"} & set(sys.modules)
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
 def test_call_phase_figures_reach_junitxml_and_the_summary(pytester):
     pytester.makepyfile(BUSY_TEST)
     result = pytester.runpytest_subprocess("--pycgroup", "--junitxml=out.xml",
