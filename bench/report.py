@@ -189,10 +189,14 @@ def steps_table(b: dict) -> list:
     return rows
 
 
+EMPTY = "&nbsp;&nbsp;an empty callback with the same per-step hooks: the framework's own share"
 CALLBACKS = [("test_meter_overhead_per_step", "the step meter every callback runs, 1 ms numpy steps"),
-             ("test_lightning_callback_overhead", "Lightning `PycgroupCallback`, a small MLP"),
-             ("test_transformers_callback_overhead", "transformers `PycgroupCallback`, a 2-layer BERT"),
-             ("test_keras_callback_overhead", "Keras `PycgroupCallback` (torch backend), a small MLP")]
+             ("test_lightning_callback_overhead[pycgroup]", "Lightning `PycgroupCallback`, a small MLP"),
+             ("test_lightning_callback_overhead[empty]", EMPTY),
+             ("test_transformers_callback_overhead[pycgroup]", "transformers `PycgroupCallback`, a 2-layer BERT"),
+             ("test_transformers_callback_overhead[empty]", EMPTY),
+             ("test_keras_callback_overhead[pycgroup]", "Keras `PycgroupCallback` (torch backend), a small MLP"),
+             ("test_keras_callback_overhead[empty]", EMPTY)]
 
 
 def _percent(ratio: float) -> str:
