@@ -282,13 +282,16 @@ def bars(b: dict) -> list:
                          f"tick instead of at each span boundary): {r:.2f}×, "
                          f"{holds(r <= 1.5)}.")
     for name, label in CALLBACKS[1:]:
-        if name in b:
+        if name in b and name.endswith("[pycgroup]"):
             e = b[name]["extra_info"]
             worst = max(e["slowdown_median"], e["cpu_ratio_median"])
+            empty = b.get(name.replace("[pycgroup]", "[empty]"))
+            floor = (f" (an empty callback with the same hooks: "
+                     f"{_percent(empty['extra_info']['slowdown_median'])} wall)" if empty else "")
             lines.append(f"- {label.split(',')[0]} ≤ 1% of the training loop: "
                          f"{_percent(e['slowdown_median'])} wall (95% interval "
                          f"{_percent(e['slowdown_ci_low'])}…{_percent(e['slowdown_ci_high'])}), "
-                         f"{_percent(e['cpu_ratio_median'])} CPU, {holds(worst <= 1.01)}.")
+                         f"{_percent(e['cpu_ratio_median'])} CPU, {holds(worst <= 1.01)}{floor}.")
     if "test_gpu_bare_nvml_calls" in b:
         bare, gpu = b["test_gpu_bare_nvml_calls"], b["test_gpu_native_group"]
         pynvml = b.get("test_gpu_nvidia_ml_py")
