@@ -47,7 +47,7 @@ from pycgroup._core.value cimport (
     pcg_value,
 )
 
-from pycgroup.errors import NotRegularFile, ParseError, SamplerClosed
+from pycgroup.errors import CLOSED as _CLOSED, NotRegularFile, ParseError, SamplerClosed
 from pycgroup.formats import Field, Format
 
 MISSING = PCG_MISSING
@@ -253,6 +253,10 @@ cdef class Engine:
     cdef bint _ready
     cdef list _gpu_groups
     cdef pcg_gpu **_gpu_pointers
+    cdef bint _forked  # in a fork's child, until replace_reader()
+    #: Called (a weakref.WeakMethod: it returns the callable, or None) by the first
+    #: sample() in a fork's child, to reopen the files through replace_reader().
+    cdef public object on_fork
 
     def __cinit__(self, Reader reader not None, uint64_t capacity, uint64_t period_ns, every=None):
         cdef uint32_t *every_c = NULL
@@ -361,12 +365,17 @@ cdef class Engine:
             pcg_sampler_close(&self._sampler)
 
     def sample(self):
-        """Takes one row now in this thread; returns its timestamp."""
+        """Takes one row now in this thread; returns its timestamp. The first call in a
+        fork's child has on_fork reopen the files first."""
         cdef int64_t t
+        if self._forked and self.on_fork is not None:
+            reopen = self.on_fork()
+            if reopen is not None:
+                reopen()
         with nogil:
             t = pcg_sampler_sample_now(&self._sampler)
         if t < 0:
-            raise SamplerClosed("the sampler is closed")
+            raise SamplerClosed(_CLOSED)
         return t
 
     def fill(self):
@@ -461,7 +470,9 @@ cdef class Engine:
         return out
 
     def after_fork_in_child(self):
-        """Nothing to do: sampler.c's pthread_atfork handler marked the thread gone."""
+        """Notes the fork: the thread is gone (sampler.c's pthread_atfork handler marked
+        it), and the reader's files describe the parent until replace_reader()."""
+        self._forked = True
 
     def replace_reader(self, Reader reader not None):
         """Reads through another reader of the same shape (after fork); not while running.
@@ -478,6 +489,7 @@ cdef class Engine:
         if rc != 0:
             raise RuntimeError("cannot replace the reader of a running sampler")
         self._reader = reader  # only now may the old one be closed
+        self._forked = False
 
     def copy(self, uint64_t start=0, since_ns=None, last=None):
         """Returns (rows, position of the first): a copy of the held rows, oldest first,

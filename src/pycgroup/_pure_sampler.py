@@ -6,12 +6,12 @@ from __future__ import annotations
 import threading
 import time
 from array import array
-from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from pycgroup import process_clock
-from pycgroup.errors import SamplerClosed
+from pycgroup.errors import CLOSED, SamplerClosed
 from pycgroup.formats import MISSING, UNLIMITED
 
 if TYPE_CHECKING:
@@ -50,6 +50,9 @@ class PureEngine:
         # _thread or _closed; the one stop() that takes the thread joins it.
         self._lifecycle = threading.Lock()
         self._closed = False
+        self._forked = False  # in a fork's child, until replace_reader()
+        #: As the C engine's: asked by the first sample() in a fork's child to reopen.
+        self.on_fork: Callable[[], Callable[[], None] | None] | None = None
         self._gpus: list[PureGpuGroup] = []
         self._gpu_every = 1
         # (clock fields -> row column, divisor) of the two clock groups
@@ -111,9 +114,13 @@ class PureEngine:
         return now
 
     def sample(self) -> int:
+        if self._forked and self.on_fork is not None:
+            reopen = self.on_fork()
+            if reopen is not None:
+                reopen()
         with self._lock:
             if self._closed:
-                raise SamplerClosed("the sampler is closed")
+                raise SamplerClosed(CLOSED)
             return self._take_row(None)
 
     def _run(self, stop: threading.Event) -> None:
@@ -220,7 +227,9 @@ class PureEngine:
         return array("q", [*end, used, ws, gaps, *peaks]).tobytes()
 
     def after_fork_in_child(self) -> None:
-        """The thread did not survive fork; the lock may have been held by it."""
+        """The thread did not survive fork; the lock may have been held by it; the
+        reader's files describe the parent until replace_reader()."""
+        self._forked = True
         self._thread = None
         self._lock = threading.Lock()
         self._lifecycle = threading.Lock()
@@ -235,6 +244,7 @@ class PureEngine:
             if self.running:
                 raise RuntimeError("cannot replace the reader of a running sampler")
             self._reader = reader
+            self._forked = False
 
     def copy(self, start: int = 0, since_ns: int | None = None,
              last: int | None = None) -> tuple[NDArray[np.int64], int]:

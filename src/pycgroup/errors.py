@@ -94,6 +94,10 @@ class SamplerClosed(Error, RuntimeError):
     """A method of a Sampler was called after ``close()``."""
 
 
+#: What SamplerClosed says from a Sampler's methods.
+CLOSED = "this Sampler is closed; make a new one to sample again"
+
+
 class SpanNotFinished(Error, RuntimeError):
     """A span's figures (delta, rates, peak, throttling, ...) were read before it ended."""
 
