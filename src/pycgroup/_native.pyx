@@ -316,7 +316,7 @@ cdef class Engine:
         if rc != 0:
             free(pointers)
             if rc == -ESHUTDOWN:
-                raise SamplerClosed("the sampler is closed")
+                raise SamplerClosed(_CLOSED)
             raise RuntimeError("cannot change the GPUs of a running sampler")
         free(self._gpu_pointers)
         self._gpu_pointers = pointers
@@ -349,7 +349,7 @@ cdef class Engine:
         with nogil:  # waits for a stop in flight in another thread
             rc = pcg_sampler_start(&self._sampler)
         if rc == -ESHUTDOWN:
-            raise SamplerClosed("the sampler is closed")
+            raise SamplerClosed(_CLOSED)
         if rc != 0 and rc != -EALREADY:
             raise OSError(-rc, os.strerror(-rc))
 
@@ -415,7 +415,7 @@ cdef class Engine:
             with nogil:
                 t = pcg_sampler_sample_into(&self._sampler, row, &pos)
             if t < 0:
-                raise SamplerClosed("the sampler is closed")
+                raise SamplerClosed(_CLOSED)
         else:
             pcg_sampler_refresh_cpu_clock(&self._sampler, row, pos)
         return pos
@@ -485,7 +485,7 @@ cdef class Engine:
             raise ValueError(f"the new reader has {reader.ncolumns} columns, the sampler's "
                              f"rows {self._reader.ncolumns}")
         if rc == -ESHUTDOWN:
-            raise SamplerClosed("the sampler is closed")
+            raise SamplerClosed(_CLOSED)
         if rc != 0:
             raise RuntimeError("cannot replace the reader of a running sampler")
         self._reader = reader  # only now may the old one be closed

@@ -66,7 +66,7 @@ class PureEngine:
     def set_gpus(self, groups: Sequence[PureGpuGroup], every: int) -> None:
         with self._lifecycle:
             if self._closed:
-                raise SamplerClosed("the sampler is closed")
+                raise SamplerClosed(CLOSED)
             if self.running:
                 raise RuntimeError("cannot change the GPUs of a running sampler")
             self._gpus, self._gpu_every = list(groups), max(1, every)
@@ -145,7 +145,7 @@ class PureEngine:
     def start(self) -> None:
         with self._lifecycle:
             if self._closed:
-                raise SamplerClosed("the sampler is closed")
+                raise SamplerClosed(CLOSED)
             if self._thread is not None:
                 return
             self._stop = threading.Event()  # the old thread keeps the set one
@@ -171,7 +171,7 @@ class PureEngine:
         """Returns [position, row...] of the newest row, or of one read now."""
         with self._lock:
             if self._closed:
-                raise SamplerClosed("the sampler is closed")
+                raise SamplerClosed(CLOSED)
             if exact or not self.running or self._position == 0:
                 self._take_row(None)
                 return [self._position - 1,
@@ -240,7 +240,7 @@ class PureEngine:
                              f"rows {self._reader.ncolumns}")
         with self._lifecycle, self._lock:  # not while running, nor while a row is read
             if self._closed:
-                raise SamplerClosed("the sampler is closed")
+                raise SamplerClosed(CLOSED)
             if self.running:
                 raise RuntimeError("cannot replace the reader of a running sampler")
             self._reader = reader
